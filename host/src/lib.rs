@@ -1,0 +1,5 @@
+//! The sidecar host: verifies orchestrator plugin directories, loads each one
+//! in its own worker process through the stable ABI, and reports what it
+//! declares. `main.rs` only parses arguments and maps results to exit codes.
+
+pub mod integrity;
