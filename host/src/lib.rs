@@ -2,4 +2,11 @@
 //! in its own worker process through the stable ABI, and reports what it
 //! declares. `main.rs` only parses arguments and maps results to exit codes.
 
+pub mod cli;
+pub mod commands;
+pub mod exit;
 pub mod integrity;
+pub mod load;
+pub mod plugin;
+pub mod sys;
+pub mod worker;

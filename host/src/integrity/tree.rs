@@ -213,6 +213,8 @@ pub struct Verified {
     pub manifest_sha256: Option<Sha256Digest>,
     /// Everything wrong, in a stable order; empty means verified.
     pub problems: Vec<Problem>,
+    /// Whether the lock file's pin matched; `None` when no lock was used.
+    pub pinned: Option<bool>,
 }
 
 impl Verified {
@@ -226,7 +228,8 @@ impl Verified {
 /// caller already computed from bytes it holds (the loader hashes the sealed
 /// copy of the library it will load); those files are not read again.
 pub fn verify(dir: &Path, prehashed: &[(&str, Sha256Digest)]) -> Verified {
-    let mut out = Verified { dir: dir.to_owned(), manifest: None, manifest_sha256: None, problems: vec![] };
+    let mut out =
+        Verified { dir: dir.to_owned(), manifest: None, manifest_sha256: None, problems: vec![], pinned: None };
     if !dir.is_dir() {
         out.problems.push(Problem::NotADirectory { path: dir.display().to_string() });
         return out;

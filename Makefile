@@ -1,0 +1,67 @@
+# The project's entry points. `make demo` and `make test` are the two the
+# README promises work on a fresh machine; `make ci` is what CI runs.
+
+CARGO ?= cargo
+TARGET := target
+BIN := $(TARGET)/release/sidecar
+PLUGINS_OUT := $(TARGET)/plugins
+TEST_PLUGINS_OUT := $(TARGET)/test-plugins
+
+# Reference plugins: each crate directory is named <name>-v<version>, which is
+# also the name of the sealed directory it becomes.
+REFERENCE_PLUGINS := iu-cutter-v0.6 iu-cutter-v0.6-o8a
+# Deliberately misbehaving builds of tests/plugins/hostile, one per feature.
+HOSTILE_VARIANTS := well_behaved panic_in_describe abort_in_describe segfault_in_describe \
+	execution_enabled wrong_identity panic_in_phase incompatible_abi
+
+.PHONY: all build plugins test-plugins demo test lint ci bench clean
+
+all: plugins
+
+build:
+	$(CARGO) build --release --locked -p sidecar
+
+# Builds every reference plugin and assembles target/plugins/<name>-v<version>/
+# with the library under its shipped name, a README and a fresh manifest.
+plugins: build
+	$(CARGO) build --release --locked $(foreach p,$(REFERENCE_PLUGINS),-p $(subst .,-,$(p)))
+	@set -e; for p in $(REFERENCE_PLUGINS); do \
+	  name=$${p%%-v[0-9]*}; out=$(PLUGINS_OUT)/$$p; \
+	  rm -rf $$out; mkdir -p $$out; \
+	  cp $(TARGET)/release/lib$$(echo $$p | tr '.-' '__').so $$out/lib$$(echo $$name | tr '-' '_').so; \
+	  cp plugins/$$p/README.md $$out/README.md; \
+	  $(BIN) seal $$out; \
+	done
+
+# Test-only plugins, never part of `make plugins`' output: one library per
+# misbehaviour, plus a library with no root module.
+test-plugins:
+	@set -e; for v in $(HOSTILE_VARIANTS); do \
+	  $(CARGO) build --release --locked -q -p sidecar-test-plugin --features $$v; \
+	  mkdir -p $(TEST_PLUGINS_OUT)/$$v; \
+	  cp $(TARGET)/release/libsidecar_test_plugin.so $(TEST_PLUGINS_OUT)/$$v/; \
+	done
+	$(CARGO) build --release --locked -q -p no-root-module
+	mkdir -p $(TEST_PLUGINS_OUT)/no_root_module
+	cp $(TARGET)/release/libno_root_module.so $(TEST_PLUGINS_OUT)/no_root_module/
+
+demo: plugins
+	@echo
+	@for p in $(REFERENCE_PLUGINS); do $(BIN) verify $(PLUGINS_OUT)/$$p; done
+	@echo
+	@for p in $(REFERENCE_PLUGINS); do $(BIN) inspect $(PLUGINS_OUT)/$$p; echo; done
+
+test: plugins test-plugins
+	$(CARGO) test --release --locked --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+
+ci: lint test
+
+bench: plugins
+	$(CARGO) bench --locked -p sidecar-tests --bench cli
+
+clean:
+	$(CARGO) clean

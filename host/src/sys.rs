@@ -1,0 +1,179 @@
+//! Every `unsafe` block in the host lives here: the sealed memfd a plugin is
+//! loaded from, the file-descriptor plumbing between host and worker, and
+//! the worker's process hardening. Each block states the invariant it relies
+//! on; everything outside this module is safe Rust.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::integrity::manifest::Sha256Digest;
+use crate::integrity::tree::{hash_reader, open_regular};
+
+/// The descriptor number a worker finds its plugin library at.
+pub const WORKER_LIBRARY_FD: RawFd = 3;
+
+/// A plugin library copied into an anonymous, sealed memory file: its bytes
+/// can no longer change, so the bytes that were hashed are the bytes that
+/// get loaded (verify-then-`dlopen` by path would leave a gap).
+#[derive(Debug)]
+pub struct SealedLibrary {
+    memfd: File,
+    /// The sha256 of the sealed bytes.
+    pub sha256: Sha256Digest,
+    /// The size in bytes.
+    pub len: u64,
+}
+
+impl SealedLibrary {
+    /// Copies `path` into a new memfd, seals it against every change, then
+    /// hashes the sealed copy.
+    pub fn copy_from(path: &Path) -> io::Result<Self> {
+        let mut source = open_regular(path)?;
+        let name: &CStr = c"sidecar-plugin";
+        // SAFETY: `name` is a valid NUL-terminated string; the flags are
+        // constants memfd_create accepts. The result is checked below.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by memfd_create and is owned by no
+        // one else.
+        let mut memfd = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let len = io::copy(&mut source, &mut memfd)?;
+        let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: `memfd` is an open descriptor we own; F_ADD_SEALS takes an
+        // int argument.
+        if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        memfd.seek(SeekFrom::Start(0))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let sha256 = hash_reader(&memfd, &mut buf)?;
+        Ok(Self { memfd, sha256, len })
+    }
+
+    /// Arranges for `command`'s child to find this library at
+    /// [`WORKER_LIBRARY_FD`], and hardens the child before it execs.
+    pub fn pass_to_worker(&self, command: &mut Command) {
+        let fd = self.memfd.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec, so it
+        // may only make async-signal-safe calls: dup2, fcntl, prctl and
+        // setrlimit are, and it allocates nothing. `fd` stays open in the
+        // parent until after spawn returns, because `self` outlives the call.
+        unsafe {
+            command.pre_exec(move || {
+                if fd == WORKER_LIBRARY_FD {
+                    // dup2 onto itself would keep FD_CLOEXEC set.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, WORKER_LIBRARY_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                harden_child()
+            })
+        };
+    }
+}
+
+/// Runs in the forked child before exec: no new privileges, no core dumps,
+/// and death when the host dies.
+fn harden_child() -> io::Result<()> {
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls with constant arguments and a valid pointer to a
+    // stack value; all are async-signal-safe.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
+            || libc::setrlimit(libc::RLIMIT_CORE, &no_core) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The worker's protocol channel, taken over from its stdin and stdout.
+#[derive(Debug)]
+pub struct ProtocolFds {
+    /// Requests from the host.
+    pub input: File,
+    /// Replies to the host.
+    pub output: File,
+}
+
+/// Moves the protocol off fds 0 and 1 before any plugin code runs, then
+/// points stdin at `/dev/null` and stdout at stderr, so a plugin that reads
+/// stdin or prints cannot corrupt the channel.
+pub fn take_protocol_fds() -> io::Result<ProtocolFds> {
+    let input = dup_cloexec(libc::STDIN_FILENO)?;
+    let output = dup_cloexec(libc::STDOUT_FILENO)?;
+    let null = File::open("/dev/null")?;
+    // SAFETY: both descriptors are open (stdin/stdout were just duplicated,
+    // `null` and stderr are open); dup2 atomically replaces the target.
+    unsafe {
+        if libc::dup2(null.as_raw_fd(), libc::STDIN_FILENO) < 0
+            || libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(ProtocolFds { input, output })
+}
+
+fn dup_cloexec(fd: RawFd) -> io::Result<File> {
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor returns a new one (>= 3)
+    // or -1; the result is checked.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor owned by no one else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(new) }))
+}
+
+/// The path a worker loads its library from. The descriptor is never closed:
+/// glibc matches an already-loaded library by path string, so a later
+/// library opened at the same descriptor number would be given the old one.
+pub fn worker_library_path() -> String {
+    format!("/proc/self/fd/{WORKER_LIBRARY_FD}")
+}
+
+/// The name of a signal, for reports.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_sealed_library_cannot_be_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lib.so");
+        std::fs::write(&path, b"library bytes").expect("write");
+        let sealed = SealedLibrary::copy_from(&path).expect("sealed");
+        assert_eq!(sealed.sha256, Sha256Digest::of(b"library bytes"));
+        assert_eq!(sealed.len, 13);
+        let err = (&sealed.memfd).write_all(b"x").expect_err("sealed against writes");
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    }
+}

@@ -1,0 +1,202 @@
+//! The messages between the host and a worker, and their framing.
+//!
+//! Both ends are this binary, so the protocol is private and free to change
+//! with the host; only the plugin ABI is a cross-version contract. Still, the
+//! worker opens with a `Hello` naming the protocol and its version (the
+//! Nushell and go-plugin pattern), so stray output or a mismatched binary is
+//! caught before anything else is exchanged.
+//!
+//! A frame is a little-endian `u32` length followed by that many bytes of
+//! JSON. This module does no I/O of its own beyond reading and writing frames.
+
+use std::io::{self, Read, Write};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::plugin::{PhaseOutcome, PluginInfo};
+
+/// The protocol's name, sent in `Hello`.
+pub const PROTOCOL: &str = "sidecar-worker";
+/// The protocol's version, sent in `Hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts; a longer length is corruption.
+const MAX_FRAME: u32 = 1 << 30;
+
+/// The mode of a call, as the protocol carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireMode {
+    /// `Mode::DryRun`.
+    DryRun,
+    /// `Mode::Live`: only ever sent by the refusal probe.
+    Live,
+}
+
+/// What the host asks of a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Load the library at the inherited descriptor and check its ABI.
+    Load,
+    /// Call `describe`.
+    Describe,
+    /// Call `execution_enabled`.
+    ExecutionEnabled,
+    /// Call `start_run`.
+    StartRun {
+        /// The mode to start in.
+        mode: WireMode,
+    },
+    /// Call `run_phase` on the current run.
+    RunPhase {
+        /// The phase name.
+        phase: String,
+        /// The mode.
+        mode: WireMode,
+    },
+    /// Call `finish` on the current run and drop it.
+    FinishRun,
+    /// Exit cleanly.
+    Shutdown,
+}
+
+/// What a worker sends back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The first message of every worker.
+    Hello {
+        /// Always [`PROTOCOL`].
+        protocol: String,
+        /// The worker's [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// A log line from the plugin, forwarded while a call is in progress.
+    Log {
+        /// The level name (`trace` … `error`).
+        level: String,
+        /// The line.
+        message: String,
+    },
+    /// The answer to the last request.
+    Reply {
+        /// Success or the reason for failure.
+        result: Result<Reply, WireError>,
+    },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// The library loaded and its ABI checked out.
+    Loaded {
+        /// The interface version the plugin was built against.
+        abi_version: String,
+    },
+    /// The plugin's self-description.
+    Info {
+        /// The description.
+        info: PluginInfo,
+    },
+    /// The kill-switch state.
+    ExecutionEnabled {
+        /// `true` means the plugin would run live.
+        enabled: bool,
+    },
+    /// A run started.
+    RunStarted,
+    /// A phase ended.
+    PhaseOutcome {
+        /// The outcome.
+        outcome: PhaseOutcome,
+    },
+    /// The run finished.
+    RunFinished,
+    /// The worker is exiting.
+    Bye,
+}
+
+/// A failed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum WireError {
+    /// The plugin returned an error.
+    Plugin {
+        /// The stable error code.
+        code: u32,
+        /// The code's name, when the worker's ABI knows it.
+        kind: Option<String>,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The library could not be loaded or its ABI does not match.
+    Load {
+        /// One line for the report.
+        summary: String,
+        /// The full text, for debug logs.
+        detail: String,
+    },
+    /// The request made no sense in the worker's state.
+    Protocol {
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Writes one frame.
+pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|len| *len <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let mut body = vec![0u8; len as usize];
+    input.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map(Some).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun })
+            .expect("write");
+        write_frame(&mut buf, &Request::Shutdown).expect("write");
+        let mut input = &buf[..];
+        assert_eq!(
+            read_frame::<Request>(&mut input).expect("read"),
+            Some(Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun })
+        );
+        assert_eq!(read_frame::<Request>(&mut input).expect("read"), Some(Request::Shutdown));
+        assert_eq!(read_frame::<Request>(&mut input).expect("read"), None);
+    }
+
+    #[test]
+    fn a_corrupt_length_is_refused_before_allocating() {
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        let err = read_frame::<Request>(&mut input).expect_err("corrupt");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

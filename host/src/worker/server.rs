@@ -1,0 +1,241 @@
+//! The worker: the host binary in its hidden `__worker` mode, holding exactly
+//! one plugin.
+//!
+//! It is spawned with a cleared environment, the sealed library at fd 3 and
+//! the protocol on stdin/stdout. It moves the protocol off fds 0 and 1 before
+//! loading anything, answers one request at a time, and forwards the
+//! plugin's log lines while a call is in progress. If the plugin crashes,
+//! only this process dies; the host sees the pipe close and reports it.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RStr};
+use sidecar_abi::{Host, Host_TO, LogLevel, Mode, PluginError, PluginModRef, PluginRunBox};
+
+use super::protocol::{
+    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, PROTOCOL, PROTOCOL_VERSION,
+};
+use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::sys;
+
+type Output = Arc<Mutex<BufWriter<File>>>;
+
+/// Runs the worker until the host says `Shutdown` or closes the channel.
+pub fn serve() -> io::Result<()> {
+    let fds = sys::take_protocol_fds()?;
+    let mut input = BufReader::new(fds.input);
+    let output: Output = Arc::new(Mutex::new(BufWriter::new(fds.output)));
+    send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION })?;
+
+    let mut worker = Worker { module: None, run: None, output: Arc::clone(&output) };
+    while let Some(request) = read_frame::<Request>(&mut input)? {
+        let shutdown = request == Request::Shutdown;
+        let result = worker.handle(request);
+        send(&output, &Event::Reply { result })?;
+        if shutdown {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn send(output: &Output, event: &Event) -> io::Result<()> {
+    let mut out = output.lock().unwrap_or_else(PoisonError::into_inner);
+    write_frame(&mut *out, event)
+}
+
+struct Worker {
+    module: Option<PluginModRef>,
+    run: Option<PluginRunBox>,
+    output: Output,
+}
+
+impl Worker {
+    fn handle(&mut self, request: Request) -> Result<Reply, WireError> {
+        if let Request::Load = request {
+            let (module, abi_version) = load()?;
+            self.module = Some(module);
+            return Ok(Reply::Loaded { abi_version });
+        }
+        if let Request::Shutdown = request {
+            if let Some(mut run) = self.run.take() {
+                // The host is leaving mid-run; give the plugin its finish call.
+                let _ = run.finish();
+            }
+            return Ok(Reply::Bye);
+        }
+        let module = self.module.ok_or_else(|| protocol("no plugin loaded"))?;
+        match request {
+            Request::Describe => {
+                let info = plugin_result((module.describe())())?;
+                Ok(Reply::Info { info: PluginInfo::from(&info) })
+            }
+            Request::ExecutionEnabled => {
+                let enabled = plugin_result((module.execution_enabled())())?;
+                Ok(Reply::ExecutionEnabled { enabled })
+            }
+            Request::StartRun { mode } => {
+                if self.run.is_some() {
+                    return Err(protocol("a run is already in progress"));
+                }
+                let host = Host_TO::from_value(HostServices { output: Arc::clone(&self.output) }, TD_Opaque);
+                let run = plugin_result((module.start_run())(host, abi_mode(mode)))?;
+                self.run = Some(run);
+                Ok(Reply::RunStarted)
+            }
+            Request::RunPhase { phase, mode } => {
+                let run = self.run.as_mut().ok_or_else(|| protocol("no run in progress"))?;
+                let outcome = plugin_result(run.run_phase(RStr::from_str(&phase), abi_mode(mode)))?;
+                Ok(Reply::PhaseOutcome { outcome: PhaseOutcome::from(&outcome) })
+            }
+            Request::FinishRun => {
+                let mut run = self.run.take().ok_or_else(|| protocol("no run in progress"))?;
+                plugin_result(run.finish())?;
+                Ok(Reply::RunFinished)
+            }
+            Request::Load | Request::Shutdown => Err(protocol("unreachable request")),
+        }
+    }
+}
+
+fn abi_mode(mode: WireMode) -> Mode {
+    match mode {
+        WireMode::DryRun => Mode::DryRun,
+        WireMode::Live => Mode::Live,
+    }
+}
+
+fn protocol(message: &str) -> WireError {
+    WireError::Protocol { message: message.into() }
+}
+
+fn plugin_result<T>(result: RResult<T, PluginError>) -> Result<T, WireError> {
+    result.into_result().map_err(|err| WireError::Plugin {
+        code: err.kind.0,
+        kind: err.kind.name().map(str::to_owned),
+        message: err.message.to_string(),
+    })
+}
+
+/// The host services a plugin gets: for now, logging back to the host.
+struct HostServices {
+    output: Output,
+}
+
+impl Host for HostServices {
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let level = match level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        // A log line that cannot be delivered means the host is gone; the
+        // next reply will fail and end the worker.
+        let _ = send(&self.output, &Event::Log { level: level.into(), message: message.to_string() });
+    }
+}
+
+/// Loads the sealed library: `dlopen` of `/proc/self/fd/3`, the ABI version
+/// check, then `abi_stable`'s full layout check of the root module.
+///
+/// `lib_header_from_path` + `init_root_module` rather than
+/// `RootModule::load_from_file`, which caches one module per type and would
+/// hand back the first plugin for every later path. The library is never
+/// unloaded: `abi_stable` leaks it on purpose.
+fn load() -> Result<(PluginModRef, String), WireError> {
+    let path = sys::worker_library_path();
+    let header = lib_header_from_path(Path::new(&path)).map_err(load_error)?;
+    let strings = header.version_strings();
+    let abi_version = strings.version.as_str().to_owned();
+    if let Some(summary) = incompatible_abi_version(&abi_version, sidecar_abi::ABI_VERSION) {
+        return Err(WireError::Load { summary, detail: String::new() });
+    }
+    let module = header.init_root_module::<PluginModRef>().map_err(load_error)?;
+    Ok((module, abi_version))
+}
+
+/// The interface's compatibility rule, stated before `abi_stable` gives its
+/// far longer answer: same major, and before 1.0 the same minor.
+pub fn incompatible_abi_version(plugin: &str, host: &str) -> Option<String> {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    let (Some((p_major, p_minor)), Some((h_major, h_minor))) = (parse(plugin), parse(host)) else {
+        return Some(format!("plugin declares an unreadable sidecar-abi version `{plugin}`"));
+    };
+    let compatible = p_major == h_major && (h_major > 0 || p_minor == h_minor);
+    let wanted = if h_major > 0 { format!("{h_major}.x") } else { format!("{h_major}.{h_minor}.x") };
+    (!compatible).then(|| {
+        format!("incompatible ABI: plugin built against sidecar-abi {plugin}, this host loads {wanted}")
+    })
+}
+
+fn load_error(err: LibraryError) -> WireError {
+    let detail = err.to_string();
+    let summary = match &err {
+        LibraryError::OpenError { .. } => {
+            let reason = detail.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown reason");
+            format!("not a loadable library: {}", reason.replace(&sys::worker_library_path(), "library"))
+        }
+        LibraryError::GetSymbolError { .. } => {
+            "not a sidecar plugin: the library exports no abi_stable root module".to_owned()
+        }
+        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
+            "incompatible ABI: the library was built with an incompatible abi_stable".to_owned()
+        }
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => format!(
+            "incompatible ABI: plugin built against sidecar-abi {actual_version}, this host loads {expected_version}"
+        ),
+        LibraryError::AbiInstability(_) => format!("incompatible ABI: {}", key_mismatch(&detail)),
+        LibraryError::RootModule { err, .. } => format!("the plugin's root module failed: {err}"),
+        _ => detail.lines().next().unwrap_or("unknown load error").to_owned(),
+    };
+    WireError::Load { summary, detail }
+}
+
+/// `abi_stable` explains a layout mismatch in a couple of hundred lines; the
+/// key is the first `Error:` line, plus the type it is about when present.
+fn key_mismatch(detail: &str) -> String {
+    let lines: Vec<&str> = detail.lines().map(str::trim).collect();
+    let Some(at) = lines.iter().position(|l| l.starts_with("Error:")) else {
+        return lines.iter().find(|l| !l.is_empty()).copied().unwrap_or("layout mismatch").to_owned();
+    };
+    let error = lines[at].trim_start_matches("Error:").trim();
+    let details: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("Expected:") || l.starts_with("Found:"))
+        .copied()
+        .collect();
+    let mut summary = error.to_owned();
+    if !details.is_empty() {
+        summary.push_str(&format!(" ({})", details.join(", ")));
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_versions_follow_the_documented_rule() {
+        assert_eq!(incompatible_abi_version("0.1.3", "0.1.0"), None);
+        assert_eq!(incompatible_abi_version("1.4.0", "1.0.0"), None);
+        assert_eq!(
+            incompatible_abi_version("0.2.0", "0.1.0").as_deref(),
+            Some("incompatible ABI: plugin built against sidecar-abi 0.2.0, this host loads 0.1.x")
+        );
+        assert_eq!(
+            incompatible_abi_version("2.0.0", "1.3.0").as_deref(),
+            Some("incompatible ABI: plugin built against sidecar-abi 2.0.0, this host loads 1.x")
+        );
+    }
+}
