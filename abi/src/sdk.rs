@@ -20,8 +20,8 @@ use abi_stable::{
 };
 
 use crate::{
-    HostContext, LogLevel, Mode, PhaseOutcome, PluginError, PluginInfo, PluginMod,
-    PluginModRef, PluginRun, PluginRunBox, PluginRun_TO,
+    HostContext, LogLevel, Mode, PhaseOutcome, PluginError, PluginInfo, PluginMod, PluginModRef,
+    PluginRun, PluginRunBox, PluginRun_TO,
 };
 
 /// An orchestrator version, as a plugin author writes it.
@@ -152,12 +152,16 @@ impl<P: Plugin> PluginRun for RunAdapter<P> {
 
 /// Runs `body`, turning a panic into a `Panicked` error so it never unwinds
 /// across the boundary.
-fn guarded<T>(call: &str, body: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+fn guarded<T>(
+    call: &str,
+    body: impl FnOnce() -> Result<T, PluginError>,
+) -> RResult<T, PluginError> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result.into(),
-        Err(payload) => {
-            RResult::RErr(PluginError::panicked(format!("{call} panicked: {}", panic_message(&*payload))))
-        }
+        Err(payload) => RResult::RErr(PluginError::panicked(format!(
+            "{call} panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
 }
 

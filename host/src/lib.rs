@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod elf;
 pub mod exit;
 pub mod integrity;
 pub mod load;

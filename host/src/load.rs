@@ -40,6 +40,14 @@ pub enum LoadError {
     /// The worker failed to load or describe the plugin.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// The verified library is not a complete shared object for this host.
+    #[error("{path}: not a loadable library: {reason}")]
+    NotALibrary {
+        /// The library's path in the directory.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The verified library could not be copied into sealed memory.
     #[error("{path}: cannot copy the library into sealed memory: {source}")]
     Library {
@@ -60,7 +68,11 @@ pub enum LoadError {
 
 /// Verifies `dir` (and its pin, when `lock` is given) and loads it in a
 /// fresh worker.
-pub fn load(dir: &Path, lock: Option<&LockFile>, timeout: Duration) -> Result<LoadedPlugin, LoadError> {
+pub fn load(
+    dir: &Path,
+    lock: Option<&LockFile>,
+    timeout: Duration,
+) -> Result<LoadedPlugin, LoadError> {
     // The library's name comes from the manifest; if the manifest is absent
     // or unreadable, the full verification below says so.
     let library = std::fs::read_to_string(dir.join(MANIFEST_FILE))
@@ -92,11 +104,16 @@ pub fn load(dir: &Path, lock: Option<&LockFile>, timeout: Duration) -> Result<Lo
         }
     };
 
+    crate::elf::check_shared_object(sealed.file(), sealed.len)
+        .map_err(|reason| LoadError::NotALibrary { path: manifest.library.clone(), reason })?;
+
     let label = format!("{} {}", manifest.name, manifest.version);
     let mut worker = Worker::spawn(&sealed, &label, timeout)?;
     let abi_version = worker.load().inspect_err(log_detail)?;
     let info = worker.describe()?;
-    if (info.name.as_str(), info.version.as_str()) != (manifest.name.as_str(), manifest.version.as_str()) {
+    if (info.name.as_str(), info.version.as_str())
+        != (manifest.name.as_str(), manifest.version.as_str())
+    {
         return Err(LoadError::IdentityMismatch {
             manifest: label,
             plugin: format!("{} {}", info.name, info.version),

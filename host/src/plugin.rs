@@ -58,7 +58,11 @@ impl From<&abi::PluginInfo> for PluginInfo {
                 })
                 .collect(),
             capabilities: info.capabilities.iter().map(|c| c.to_string()).collect(),
-            attributes: info.attributes.iter().map(|t| (t.0.to_string(), t.1.to_string())).collect(),
+            attributes: info
+                .attributes
+                .iter()
+                .map(|t| (t.0.to_string(), t.1.to_string()))
+                .collect(),
         }
     }
 }

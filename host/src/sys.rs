@@ -37,7 +37,9 @@ impl SealedLibrary {
         let name: &CStr = c"sidecar-plugin";
         // SAFETY: `name` is a valid NUL-terminated string; the flags are
         // constants memfd_create accepts. The result is checked below.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+        let fd = unsafe {
+            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -45,7 +47,8 @@ impl SealedLibrary {
         // one else.
         let mut memfd = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let len = io::copy(&mut source, &mut memfd)?;
-        let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        let seals =
+            libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
         // SAFETY: `memfd` is an open descriptor we own; F_ADD_SEALS takes an
         // int argument.
         if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
@@ -55,6 +58,11 @@ impl SealedLibrary {
         let mut buf = vec![0u8; 1 << 20];
         let sha256 = hash_reader(&memfd, &mut buf)?;
         Ok(Self { memfd, sha256, len })
+    }
+
+    /// The sealed bytes, for read-only checks before loading.
+    pub fn file(&self) -> &File {
+        &self.memfd
     }
 
     /// Arranges for `command`'s child to find this library at

@@ -1,0 +1,169 @@
+//! Helpers for the end-to-end tests: find the binary and the plugin
+//! directories `make` built, run the binary, and make tamperable copies.
+//!
+//! The tests drive `target/release/sidecar` as an operator would. `make test`
+//! builds it, the reference plugins (`target/plugins/`) and the test-only
+//! plugins (`target/test-plugins/`) first; a helper that finds one missing
+//! panics with that hint rather than skipping.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run the tests with `make test`", path.display());
+    path
+}
+
+/// The `sidecar` binary under test.
+pub fn sidecar_bin() -> PathBuf {
+    built(target_dir().join("release/sidecar"))
+}
+
+/// A sealed reference plugin directory, e.g. `iu-cutter-v0.6`.
+pub fn reference_plugin(name: &str) -> PathBuf {
+    built(target_dir().join("plugins").join(name))
+}
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code; `None` if a signal ended the host (never acceptable).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Asserts the exit code and that stdout or stderr contains `needle`.
+    #[track_caller]
+    pub fn expect(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code\n{self:#?}");
+        assert!(
+            self.stdout.contains(needle) || self.stderr.contains(needle),
+            "expected `{needle}` in the output\n{self:#?}"
+        );
+        self
+    }
+}
+
+/// Runs `sidecar` with `args` in `cwd` (so no stray `./sidecar.lock` is
+/// picked up from the repository).
+pub fn sidecar_in(cwd: &Path, args: &[&str]) -> Outcome {
+    let output = Command::new(sidecar_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run sidecar");
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A scratch directory holding copies of plugin directories.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new, empty scratch directory.
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    /// The scratch directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `sidecar` in the scratch directory.
+    pub fn sidecar(&self, args: &[&str]) -> Outcome {
+        sidecar_in(self.path(), args)
+    }
+
+    /// A copy of a sealed reference plugin, under its own name.
+    pub fn reference(&self, name: &str) -> PathBuf {
+        let to = self.path().join(name);
+        copy_tree(&reference_plugin(name), &to);
+        to
+    }
+
+    /// A sealed directory `test-plugin-v1.0` holding the test plugin built
+    /// with `variant` (see `make test-plugins`).
+    pub fn test_plugin(&self, variant: &str) -> PathBuf {
+        let from = built(target_dir().join("test-plugins").join(variant));
+        let to = self.path().join(format!("{variant}/test-plugin-v1.0"));
+        copy_tree(&from, &to);
+        self.seal(&to);
+        to
+    }
+
+    /// Seals `dir`, asserting success.
+    pub fn seal(&self, dir: &Path) {
+        self.sidecar(&["seal", path_str(dir)]).expect(0, "sealed");
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A path as `&str` (test paths are UTF-8).
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 test path")
+}
+
+/// Copies a directory tree of regular files.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes and modification time, to prove a
+/// directory was not touched.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in fs::read_dir(&current).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let bytes = fs::read(entry.path()).expect("read");
+                out.push((entry.path(), bytes, meta.modified().expect("mtime")));
+            }
+        }
+    }
+    out.sort();
+    out
+}

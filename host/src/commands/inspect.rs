@@ -64,7 +64,9 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|t| !t.is_zero())
-        .ok_or_else(|| UsageError(format!("--timeout {} is not a positive number of seconds", args.timeout)))?;
+        .ok_or_else(|| {
+            UsageError(format!("--timeout {} is not a positive number of seconds", args.timeout))
+        })?;
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
     let dir = &args.dir;
     let LoadedPlugin { verified, manifest, abi_version, info, mut worker } =
@@ -131,7 +133,13 @@ fn human(report: &InspectReport) -> String {
     let phases: Vec<String> = info
         .phases
         .iter()
-        .map(|p| if p.dry_run_safe { p.name.clone() } else { format!("{} (side effects: {})", p.name, p.side_effects) })
+        .map(|p| {
+            if p.dry_run_safe {
+                p.name.clone()
+            } else {
+                format!("{} (side effects: {})", p.name, p.side_effects)
+            }
+        })
         .collect();
     let mut rows = vec![
         ("directory", report.dir.clone()),
@@ -140,7 +148,14 @@ fn human(report: &InspectReport) -> String {
         ("capabilities", or_none(&info.capabilities.join(", "))),
         ("phases", phases.join(", ")),
         ("execution_enabled", report.execution_enabled.to_string()),
-        ("live refused", format!("{} ({})", if report.live_refusal.refused { "yes" } else { "NO" }, report.live_refusal.answer)),
+        (
+            "live refused",
+            format!(
+                "{} ({})",
+                if report.live_refusal.refused { "yes" } else { "NO" },
+                report.live_refusal.answer
+            ),
+        ),
         ("abi", format!("sidecar-abi {} (host {})", report.abi_version, report.host_abi_version)),
         ("library", report.library.clone()),
         ("artifact_sha256", report.artifact_sha256.to_hex()),

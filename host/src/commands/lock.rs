@@ -30,8 +30,12 @@ pub fn run(args: &LockArgs) -> anyhow::Result<ExitStatus> {
         let manifest = v.manifest.as_ref().context("a verified directory has a manifest")?;
         let who = format!("{} {}", manifest.name, manifest.version);
         match lock.pin_manifest(manifest, args.update) {
-            Ok(PinChange::Added) => lines.push(format!("pinned    {who}  {}", manifest.artifact_sha256)),
-            Ok(PinChange::Unchanged) => lines.push(format!("unchanged {who}  {}", manifest.artifact_sha256)),
+            Ok(PinChange::Added) => {
+                lines.push(format!("pinned    {who}  {}", manifest.artifact_sha256))
+            }
+            Ok(PinChange::Unchanged) => {
+                lines.push(format!("unchanged {who}  {}", manifest.artifact_sha256))
+            }
             Ok(PinChange::Replaced(old)) => lines.push(format!(
                 "moved     {who}  {} -> {}",
                 old.artifact_sha256, manifest.artifact_sha256

@@ -15,6 +15,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Verify(args) => verify::run(&args),
         Command::Lock(args) => lock::run(&args),
         Command::Inspect(args) => inspect::run(&args),
-        Command::Worker => Err(anyhow::anyhow!("the worker mode is started by the host, not by hand")),
+        Command::Worker => {
+            Err(anyhow::anyhow!("the worker mode is started by the host, not by hand"))
+        }
     }
 }

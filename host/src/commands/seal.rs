@@ -33,11 +33,17 @@ pub fn run(args: &SealArgs) -> anyhow::Result<ExitStatus> {
         Some(library) => library.clone(),
         None => find_library(dir)?,
     };
-    let previous = std::fs::read_to_string(dir.join(MANIFEST_FILE)).ok().and_then(|t| Manifest::parse(&t).ok());
+    let previous = std::fs::read_to_string(dir.join(MANIFEST_FILE))
+        .ok()
+        .and_then(|t| Manifest::parse(&t).ok());
     let manifest = tree::seal(dir, &name, &version, &library)
         .with_context(|| format!("cannot seal `{}`", dir.display()))?;
     if let Some(previous) = previous.filter(|p| p.artifact_sha256 != manifest.artifact_sha256) {
-        tracing::warn!("re-sealed `{}`: artifact_sha256 was {}", dir.display(), previous.artifact_sha256);
+        tracing::warn!(
+            "re-sealed `{}`: artifact_sha256 was {}",
+            dir.display(),
+            previous.artifact_sha256
+        );
     }
     println!(
         "sealed {}  {} {}  {} files  artifact_sha256 {}",
@@ -54,15 +60,17 @@ pub fn run(args: &SealArgs) -> anyhow::Result<ExitStatus> {
 /// before the first `-v` that is followed by a digit.
 fn identity_from_dir_name(dir: &Path) -> Option<(String, String)> {
     let base = dir.canonicalize().ok()?.file_name()?.to_str()?.to_owned();
-    let at = base.match_indices("-v").map(|(i, _)| i).find(|&i| {
-        base[i + 2..].chars().next().is_some_and(|c| c.is_ascii_digit())
-    })?;
+    let at = base
+        .match_indices("-v")
+        .map(|(i, _)| i)
+        .find(|&i| base[i + 2..].chars().next().is_some_and(|c| c.is_ascii_digit()))?;
     let (name, version) = (&base[..at], &base[at + 2..]);
     (!name.is_empty()).then(|| (name.to_owned(), version.to_owned()))
 }
 
 fn find_library(dir: &Path) -> anyhow::Result<String> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
     let mut libraries: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))

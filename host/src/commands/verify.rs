@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use crate::cli::VerifyArgs;
 use crate::exit::ExitStatus;
+use crate::integrity;
 use crate::integrity::lock::LockFile;
 use crate::integrity::manifest::Sha256Digest;
 use crate::integrity::tree::{Problem, Verified};
-use crate::integrity;
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]

@@ -83,7 +83,10 @@ impl LockFile {
         if doc.version != LOCK_FORMAT_VERSION {
             return Err(LockError::Invalid {
                 path: display,
-                reason: format!("unsupported lock version {} (this host reads {LOCK_FORMAT_VERSION})", doc.version),
+                reason: format!(
+                    "unsupported lock version {} (this host reads {LOCK_FORMAT_VERSION})",
+                    doc.version
+                ),
             });
         }
         Ok(Self { path: path.to_owned(), pins: doc.plugins })
@@ -122,7 +125,11 @@ impl LockFile {
         match self.pin(&manifest.name, &manifest.version) {
             None => Err(Problem::NotPinned { lock }),
             Some(pin) if pin.artifact_sha256 != manifest.artifact_sha256 => {
-                Err(Problem::PinMismatch { lock, pinned: pin.artifact_sha256, actual: manifest.artifact_sha256 })
+                Err(Problem::PinMismatch {
+                    lock,
+                    pinned: pin.artifact_sha256,
+                    actual: manifest.artifact_sha256,
+                })
             }
             Some(_) => Ok(()),
         }
@@ -136,15 +143,18 @@ impl LockFile {
             version: manifest.version.clone(),
             artifact_sha256: manifest.artifact_sha256,
         };
-        let change = match self.pins.iter_mut().find(|p| p.name == new.name && p.version == new.version) {
-            Some(existing) if existing.artifact_sha256 == new.artifact_sha256 => PinChange::Unchanged,
-            Some(existing) if !replace => return Err(existing.clone()),
-            Some(existing) => PinChange::Replaced(std::mem::replace(existing, new)),
-            None => {
-                self.pins.push(new);
-                PinChange::Added
-            }
-        };
+        let change =
+            match self.pins.iter_mut().find(|p| p.name == new.name && p.version == new.version) {
+                Some(existing) if existing.artifact_sha256 == new.artifact_sha256 => {
+                    PinChange::Unchanged
+                }
+                Some(existing) if !replace => return Err(existing.clone()),
+                Some(existing) => PinChange::Replaced(std::mem::replace(existing, new)),
+                None => {
+                    self.pins.push(new);
+                    PinChange::Added
+                }
+            };
         self.pins.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         Ok(change)
     }
@@ -229,7 +239,8 @@ mod tests {
     fn unknown_keys_are_errors_with_a_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sidecar.lock");
-        std::fs::write(&path, "version = 1\n\n[[plugin]]\nname = \"x\"\nversoin = \"1\"\n").expect("write");
+        std::fs::write(&path, "version = 1\n\n[[plugin]]\nname = \"x\"\nversoin = \"1\"\n")
+            .expect("write");
         let err = LockFile::read(&path).expect_err("invalid").to_string();
         assert!(err.contains("line 5: unknown field `versoin`"), "{err}");
     }

@@ -305,7 +305,8 @@ mod tests {
     fn artifact_digest_is_the_sha256_of_the_entry_lines() {
         let manifest = sample();
         let text = manifest.render();
-        let lines: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+        let lines: String =
+            text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
         assert_eq!(manifest.artifact_sha256, Sha256Digest::of(lines.as_bytes()));
     }
 
@@ -331,7 +332,10 @@ mod tests {
     #[test]
     fn unknown_headers_and_formats_are_refused() {
         let text = sample().render().replace("# name:", "# nmae:");
-        assert_eq!(Manifest::parse(&text).unwrap_err().to_string(), "line 2: unknown header `nmae`");
+        assert_eq!(
+            Manifest::parse(&text).unwrap_err().to_string(),
+            "line 2: unknown header `nmae`"
+        );
         let text = sample().render().replace(FORMAT, "sidecar-manifest/9");
         assert!(Manifest::parse(&text).unwrap_err().to_string().contains("unsupported format"));
     }

@@ -180,7 +180,8 @@ pub fn hash_files(dir: &Path, paths: &[&str]) -> Vec<io::Result<Sha256Digest>> {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(index) else { break done };
-                        let digest = open_regular(&dir.join(path)).and_then(|f| hash_reader(f, &mut buf));
+                        let digest =
+                            open_regular(&dir.join(path)).and_then(|f| hash_reader(f, &mut buf));
                         done.push((index, digest));
                     }
                 })
@@ -228,8 +229,13 @@ impl Verified {
 /// caller already computed from bytes it holds (the loader hashes the sealed
 /// copy of the library it will load); those files are not read again.
 pub fn verify(dir: &Path, prehashed: &[(&str, Sha256Digest)]) -> Verified {
-    let mut out =
-        Verified { dir: dir.to_owned(), manifest: None, manifest_sha256: None, problems: vec![], pinned: None };
+    let mut out = Verified {
+        dir: dir.to_owned(),
+        manifest: None,
+        manifest_sha256: None,
+        problems: vec![],
+        pinned: None,
+    };
     if !dir.is_dir() {
         out.problems.push(Problem::NotADirectory { path: dir.display().to_string() });
         return out;
@@ -311,7 +317,9 @@ fn compare(problems: &mut Vec<Problem>, entry: &Entry, digest: io::Result<Sha256
             expected: entry.sha256,
             actual,
         }),
-        Err(err) => problems.push(Problem::Unreadable { path: entry.path.clone(), reason: err.to_string() }),
+        Err(err) => {
+            problems.push(Problem::Unreadable { path: entry.path.clone(), reason: err.to_string() })
+        }
     }
 }
 
@@ -393,7 +401,8 @@ mod tests {
         let dir = sealed_dir();
         let verified = verify(dir.path(), &[]);
         assert_eq!(verified.problems, vec![]);
-        let paths: Vec<_> = verified.manifest.expect("manifest").entries.into_iter().map(|e| e.path).collect();
+        let paths: Vec<_> =
+            verified.manifest.expect("manifest").entries.into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["docs/README.md", "libx.so"]);
     }
 
@@ -417,7 +426,9 @@ mod tests {
         let dir = sealed_dir();
         let wrong = Sha256Digest::of(b"other bytes");
         let problems = verify(dir.path(), &[("libx.so", wrong)]).problems;
-        assert!(matches!(&problems[..], [Problem::Changed { path, actual, .. }] if path == "libx.so" && *actual == wrong));
+        assert!(
+            matches!(&problems[..], [Problem::Changed { path, actual, .. }] if path == "libx.so" && *actual == wrong)
+        );
     }
 
     #[test]
@@ -427,6 +438,9 @@ mod tests {
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: `c_path` is a valid NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        assert_eq!(verify(dir.path(), &[]).problems, vec![Problem::SpecialFile { path: "pipe".into() }]);
+        assert_eq!(
+            verify(dir.path(), &[]).problems,
+            vec![Problem::SpecialFile { path: "pipe".into() }]
+        );
     }
 }

@@ -104,7 +104,11 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker for `library` and completes the handshake. `label`
     /// names the plugin in logs and reports.
-    pub fn spawn(library: &SealedLibrary, label: &str, timeout: Duration) -> Result<Self, WorkerError> {
+    pub fn spawn(
+        library: &SealedLibrary,
+        label: &str,
+        timeout: Duration,
+    ) -> Result<Self, WorkerError> {
         let mut command = Command::new("/proc/self/exe");
         command
             .arg("__worker")
@@ -115,7 +119,8 @@ impl Worker {
             .stderr(Stdio::piped());
         library.pass_to_worker(&mut command);
         let mut child = command.spawn().map_err(WorkerError::Spawn)?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
             let _ = child.wait();
@@ -174,7 +179,9 @@ impl Worker {
 
     fn handshake(&mut self) -> Result<(), WorkerError> {
         match self.events.recv_timeout(self.timeout) {
-            Ok(Ok(Event::Hello { protocol, version })) if protocol == PROTOCOL && version == PROTOCOL_VERSION => {
+            Ok(Ok(Event::Hello { protocol, version }))
+                if protocol == PROTOCOL && version == PROTOCOL_VERSION =>
+            {
                 Ok(())
             }
             Ok(Ok(Event::Hello { protocol, version })) => Err(WorkerError::Handshake(format!(
@@ -263,7 +270,9 @@ impl Worker {
                 Ok(Ok(Event::Reply { result })) => return result.map_err(WorkerError::from),
                 Ok(Ok(Event::Hello { .. })) => {
                     self.kill();
-                    return Err(WorkerError::Protocol("unexpected hello in the middle of a call".into()));
+                    return Err(WorkerError::Protocol(
+                        "unexpected hello in the middle of a call".into(),
+                    ));
                 }
                 Ok(Err(err)) => {
                     self.kill();
@@ -295,8 +304,13 @@ impl Worker {
         // The stderr pipe closes when the process exits; wait briefly for the
         // drain thread so the tail is complete.
         let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
-        let stderr: Vec<String> =
-            self.stderr_tail.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+        let stderr: Vec<String> = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
         WorkerError::Died { call, status: describe_exit(status), stderr }
     }
 

@@ -171,7 +171,9 @@ pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Opti
     }
     let mut body = vec![0u8; len as usize];
     input.read_exact(&mut body)?;
-    serde_json::from_slice(&body).map(Some).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
 }
 
 #[cfg(test)]
@@ -181,8 +183,11 @@ mod tests {
     #[test]
     fn frames_round_trip_and_end_cleanly() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun })
-            .expect("write");
+        write_frame(
+            &mut buf,
+            &Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun },
+        )
+        .expect("write");
         write_frame(&mut buf, &Request::Shutdown).expect("write");
         let mut input = &buf[..];
         assert_eq!(

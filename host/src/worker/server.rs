@@ -83,7 +83,10 @@ impl Worker {
                 if self.run.is_some() {
                     return Err(protocol("a run is already in progress"));
                 }
-                let host = Host_TO::from_value(HostServices { output: Arc::clone(&self.output) }, TD_Opaque);
+                let host = Host_TO::from_value(
+                    HostServices { output: Arc::clone(&self.output) },
+                    TD_Opaque,
+                );
                 let run = plugin_result((module.start_run())(host, abi_mode(mode)))?;
                 self.run = Some(run);
                 Ok(Reply::RunStarted)
@@ -138,7 +141,8 @@ impl Host for HostServices {
         };
         // A log line that cannot be delivered means the host is gone; the
         // next reply will fail and end the worker.
-        let _ = send(&self.output, &Event::Log { level: level.into(), message: message.to_string() });
+        let _ =
+            send(&self.output, &Event::Log { level: level.into(), message: message.to_string() });
     }
 }
 
@@ -172,9 +176,12 @@ pub fn incompatible_abi_version(plugin: &str, host: &str) -> Option<String> {
         return Some(format!("plugin declares an unreadable sidecar-abi version `{plugin}`"));
     };
     let compatible = p_major == h_major && (h_major > 0 || p_minor == h_minor);
-    let wanted = if h_major > 0 { format!("{h_major}.x") } else { format!("{h_major}.{h_minor}.x") };
+    let wanted =
+        if h_major > 0 { format!("{h_major}.x") } else { format!("{h_major}.{h_minor}.x") };
     (!compatible).then(|| {
-        format!("incompatible ABI: plugin built against sidecar-abi {plugin}, this host loads {wanted}")
+        format!(
+            "incompatible ABI: plugin built against sidecar-abi {plugin}, this host loads {wanted}"
+        )
     })
 }
 
@@ -182,7 +189,15 @@ fn load_error(err: LibraryError) -> WireError {
     let detail = err.to_string();
     let summary = match &err {
         LibraryError::OpenError { .. } => {
-            let reason = detail.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown reason");
+            // abi_stable words it "Could not open library at: <path> because: <dlerror>".
+            let lines: Vec<&str> = detail.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let reason = lines
+                .iter()
+                .position(|l| *l == "because:")
+                .and_then(|at| lines.get(at + 1))
+                .or(lines.last())
+                .copied()
+                .unwrap_or("unknown reason");
             format!("not a loadable library: {}", reason.replace(&sys::worker_library_path(), "library"))
         }
         LibraryError::GetSymbolError { .. } => {
@@ -202,21 +217,38 @@ fn load_error(err: LibraryError) -> WireError {
 }
 
 /// `abi_stable` explains a layout mismatch in a couple of hundred lines; the
-/// key is the first `Error:` line, plus the type it is about when present.
+/// key is the first `Error:` line, its expected and found values, and the
+/// type whose layout was being compared when it was found.
 fn key_mismatch(detail: &str) -> String {
     let lines: Vec<&str> = detail.lines().map(str::trim).collect();
     let Some(at) = lines.iter().position(|l| l.starts_with("Error:")) else {
-        return lines.iter().find(|l| !l.is_empty()).copied().unwrap_or("layout mismatch").to_owned();
+        return lines
+            .iter()
+            .find(|l| !l.is_empty())
+            .copied()
+            .unwrap_or("layout mismatch")
+            .to_owned();
     };
-    let error = lines[at].trim_start_matches("Error:").trim();
-    let details: Vec<&str> = lines[at + 1..]
+    let mut summary = lines[at].trim_start_matches("Error:").trim().to_owned();
+    let type_name = lines[..at]
         .iter()
-        .take_while(|l| l.starts_with("Expected:") || l.starts_with("Found:"))
-        .copied()
-        .collect();
-    let mut summary = error.to_owned();
-    if !details.is_empty() {
-        summary.push_str(&format!(" ({})", details.join(", ")));
+        .rposition(|l| *l == "Layout of expected type:")
+        .and_then(|layout| lines[layout..at].iter().find_map(|l| l.strip_prefix("type:")));
+    if let Some(type_name) = type_name {
+        summary.push_str(&format!(" in `{type_name}`"));
+    }
+    // The values follow their labels on the next lines, up to a blank line.
+    let value_after = |label: &str| -> Option<String> {
+        let from = at + lines[at..].iter().position(|l| *l == label)? + 1;
+        let value: Vec<&str> = lines[from..]
+            .iter()
+            .take_while(|l| !l.is_empty() && !l.ends_with(':'))
+            .copied()
+            .collect();
+        (!value.is_empty()).then(|| value.join(" "))
+    };
+    if let (Some(expected), Some(found)) = (value_after("Expected:"), value_after("Found:")) {
+        summary.push_str(&format!(" (host expects {expected}, plugin has {found})"));
     }
     summary
 }
@@ -224,6 +256,17 @@ fn key_mismatch(detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_layout_mismatch_is_summarised_in_one_line() {
+        let detail = "Compared <this>:\n  type:PrefixRef\nLayout of expected type:\n    --- Type Layout ---\n    \
+                      type:Mode\n    size:1\nLayout of found type:\n    type:Mode\n\n\nError:too many variants\n\
+                      Expected:\n    2\nFound:\n    3\n\n";
+        assert_eq!(
+            key_mismatch(detail),
+            "too many variants in `Mode` (host expects 2, plugin has 3)"
+        );
+    }
 
     #[test]
     fn abi_versions_follow_the_documented_rule() {

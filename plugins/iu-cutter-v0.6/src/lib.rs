@@ -24,10 +24,11 @@ impl Plugin for IuCutter {
     type Run = IuCutterRun;
 
     fn info() -> PluginInfo {
-        PHASES.iter().fold(
-            PluginInfo::new("iu-cutter", "0.6").with_milestone("O7"),
-            |info, phase| info.with_phase(PhaseDecl::new(phase, SideEffects::NONE_ON_DRY_RUN)),
-        )
+        PHASES
+            .iter()
+            .fold(PluginInfo::new("iu-cutter", "0.6").with_milestone("O7"), |info, phase| {
+                info.with_phase(PhaseDecl::new(phase, SideEffects::NONE_ON_DRY_RUN))
+            })
     }
 
     fn start_run(ctx: Context, _mode: Mode) -> Result<IuCutterRun, PluginError> {
