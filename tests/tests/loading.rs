@@ -180,6 +180,18 @@ fn a_segfault_ends_the_worker_only() {
 }
 
 #[test]
+fn a_hang_is_cut_off_by_the_call_deadline() {
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("hang_in_describe");
+    let started = std::time::Instant::now();
+    scratch
+        .sidecar(&["inspect", "--timeout", "1", path_str(&dir)])
+        .expect(1, "`describe` did not answer within 1s; worker killed");
+    // Generous bound: this guards against waiting forever, not a speed target.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
 fn a_plugin_that_is_not_what_its_manifest_says_is_refused() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("wrong_identity");

@@ -24,6 +24,11 @@ impl Plugin for Hostile {
         if cfg!(feature = "segfault_in_describe") {
             segfault();
         }
+        if cfg!(feature = "hang_in_describe") {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         let name = if cfg!(feature = "wrong_identity") { "impostor" } else { "test-plugin" };
         PluginInfo::new(name, "1.0")
             .with_phase(PhaseDecl::new("discover", SideEffects::NONE))
