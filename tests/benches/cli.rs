@@ -31,19 +31,10 @@ const INSPECT_ROUNDS: usize = 21;
 const WARMUPS: usize = 2;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the sidecar-tests package lives one level below the workspace root")
-        .to_path_buf();
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    };
-    let sidecar = target.join("release/sidecar");
-    let plugin = target.join("plugins/iu-cutter-v0.6");
-    for needed in [&sidecar, &plugin] {
-        assert!(needed.exists(), "{} is missing: run `make plugins` first", needed.display());
-    }
+    let root = sidecar_tests::workspace_root();
+    let target = sidecar_tests::target_dir();
+    let sidecar = sidecar_tests::sidecar_bin();
+    let plugin = sidecar_tests::reference_plugin("iu-cutter-v0.6");
     let runs: usize = match std::env::var("SIDECAR_BENCH_RUNS") {
         Ok(v) => v.parse().expect("SIDECAR_BENCH_RUNS must be a positive integer"),
         Err(_) => 5,
@@ -53,16 +44,21 @@ fn main() {
     let verify = bench_verify(&sidecar, &target.join("bench-tree"), runs);
     let inspect = bench_inspect(&sidecar, &plugin, &root);
 
-    let mb_s = |d: Duration| TREE_BYTES as f64 / 1e6 / d.as_secs_f64();
+    let (s, p) = (verify.0.as_secs_f64(), verify.1.as_secs_f64());
+    let mb_s = |secs: f64| TREE_BYTES as f64 / 1e6 / secs;
     println!();
-    println!(
-        "bench: verify 512 MiB tree      sidecar {:.2} s ({:.0} MB/s)   sha256sum -c {:.2} s ({:.0} MB/s)   ratio {:.1}x  (target >= 4x)",
-        verify.0.as_secs_f64(), mb_s(verify.0), verify.1.as_secs_f64(), mb_s(verify.1),
-        verify.1.as_secs_f64() / verify.0.as_secs_f64(),
+    summary(
+        "verify 512 MiB tree",
+        format!("sidecar {s:.2} s ({:.0} MB/s)", mb_s(s)),
+        format!("sha256sum -c {p:.2} s ({:.0} MB/s)", mb_s(p)),
+        format!("ratio {:.1}x  (target >= 4x)", p / s),
     );
-    println!(
-        "bench: inspect cold start        sidecar {:.1} ms               python3 -S {:.1} ms                ratio {:.2}x (target <= 0.25x)",
-        ms(inspect.0), ms(inspect.1), inspect.0.as_secs_f64() / inspect.1.as_secs_f64(),
+    let (s, p) = (ms(inspect.0), ms(inspect.1));
+    summary(
+        "inspect cold start",
+        format!("sidecar {s:.1} ms"),
+        format!("python3 -S {p:.1} ms"),
+        format!("ratio {:.2}x (target <= 0.25x)", s / p),
     );
 }
 
@@ -214,6 +210,10 @@ impl XorShift {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
+
+fn summary(what: &str, subject: String, peer: String, ratio: String) {
+    println!("bench: {what:<24} {subject:<28} {peer:<32} {ratio}");
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

@@ -168,6 +168,14 @@ const HASH_BUFFER: usize = 1 << 20;
 /// files. Results come back in the order of `paths`.
 pub fn hash_files(dir: &Path, paths: &[&str]) -> Vec<io::Result<Sha256Digest>> {
     let threads = thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len()).max(1);
+    if threads == 1 {
+        // One file (the common case when loading): no thread to start.
+        let mut buf = vec![0u8; HASH_BUFFER];
+        return paths
+            .iter()
+            .map(|path| open_regular(&dir.join(path)).and_then(|f| hash_reader(f, &mut buf)))
+            .collect();
+    }
     let next = AtomicUsize::new(0);
     let mut results: Vec<Option<io::Result<Sha256Digest>>> = Vec::new();
     results.resize_with(paths.len(), || None);

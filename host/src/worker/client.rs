@@ -249,7 +249,12 @@ impl Worker {
     pub fn shutdown(mut self) -> Result<(), WorkerError> {
         match self.call(Request::Shutdown, "shutdown")? {
             Reply::Bye => {
-                self.wait_bounded(self.timeout);
+                // The worker exits right after `Bye`; its stdout closing is
+                // the signal, so wait on the channel rather than polling.
+                match self.events.recv_timeout(self.timeout) {
+                    Err(RecvTimeoutError::Disconnected) => self.exited = self.child.wait().ok(),
+                    _ => self.kill(),
+                }
                 Ok(())
             }
             other => Err(unexpected(other)),
