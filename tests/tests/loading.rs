@@ -218,10 +218,9 @@ fn a_well_behaved_test_plugin_reports_its_unsafe_phase() {
 }
 
 #[test]
-fn the_library_is_loaded_from_sealed_memory_not_the_path() {
-    // The worker gets the sealed copy; after loading, replacing the file on
-    // disk changes nothing the plugin runs. Here: the directory is left
-    // exactly as verified, and the reported digest is the verified one.
+fn inspect_reports_the_artifact_digest_the_manifest_names() {
+    // (That the loaded bytes cannot change after hashing is proven by the
+    // sealed-memfd unit test in host/src/sys.rs.)
     let scratch = Scratch::new();
     let dir = scratch.reference("iu-cutter-v0.6");
     let report = inspect_json(&scratch, &dir);
