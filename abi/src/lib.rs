@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use sidecar_abi::sdk::{Context, Plugin, Run};
-//! use sidecar_abi::{Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, SideEffects};
+//! use sidecar_abi::{Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, RecordBatch, SideEffects};
 //!
 //! pub struct Hello;
 //! pub struct HelloRun(Context);
@@ -34,8 +34,13 @@
 //! }
 //!
 //! impl Run for HelloRun {
-//!     fn run_phase(&mut self, phase: &str, _mode: Mode) -> Result<PhaseOutcome, PluginError> {
-//!         self.0.info(&format!("running {phase}"));
+//!     fn run_phase(
+//!         &mut self,
+//!         phase: &str,
+//!         _mode: Mode,
+//!         batch: &RecordBatch,
+//!     ) -> Result<PhaseOutcome, PluginError> {
+//!         self.0.info(&format!("{phase}: {} documents", batch.documents.len()));
 //!         Ok(PhaseOutcome::ok())
 //!     }
 //! }

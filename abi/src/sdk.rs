@@ -21,7 +21,7 @@ use abi_stable::{
 
 use crate::{
     HostContext, LogLevel, Mode, PhaseOutcome, PluginError, PluginInfo, PluginMod, PluginModRef,
-    PluginRun, PluginRunBox, PluginRun_TO,
+    PluginRun, PluginRunBox, PluginRun_TO, RecordBatch,
 };
 
 /// An orchestrator version, as a plugin author writes it.
@@ -45,9 +45,14 @@ pub trait Plugin: 'static {
 
 /// One run of a plugin's phases.
 pub trait Run: 'static {
-    /// Runs one declared phase. The SDK has already refused unknown phases
-    /// and unauthorized `Live` calls.
-    fn run_phase(&mut self, phase: &str, mode: Mode) -> Result<PhaseOutcome, PluginError>;
+    /// Runs one declared phase on one batch of records. The SDK has already
+    /// refused unknown phases and unauthorized `Live` calls.
+    fn run_phase(
+        &mut self,
+        phase: &str,
+        mode: Mode,
+        batch: &RecordBatch,
+    ) -> Result<PhaseOutcome, PluginError>;
 
     /// Ends the run.
     fn finish(&mut self) -> Result<(), PluginError> {
@@ -135,13 +140,18 @@ struct RunAdapter<P: Plugin> {
 }
 
 impl<P: Plugin> PluginRun for RunAdapter<P> {
-    fn run_phase(&mut self, phase: RStr<'_>, mode: Mode) -> RResult<PhaseOutcome, PluginError> {
+    fn run_phase(
+        &mut self,
+        phase: RStr<'_>,
+        mode: Mode,
+        batch: &RecordBatch,
+    ) -> RResult<PhaseOutcome, PluginError> {
         guarded("run_phase", || {
             refuse_unauthorized::<P>(mode)?;
             if !self.phases.iter().any(|p| p == phase.as_str()) {
                 return Err(PluginError::unknown_phase(phase.as_str()));
             }
-            self.run.run_phase(phase.as_str(), mode)
+            self.run.run_phase(phase.as_str(), mode, batch)
         })
     }
 

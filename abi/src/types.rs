@@ -391,6 +391,77 @@ impl PhaseOutcome {
     }
 }
 
+/// A document of the knowledge base (table `source_document`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct SourceDocument {
+    /// Primary key.
+    pub id: i64,
+    /// Path in the knowledge base, e.g. `kb/dev/laws/intro.md`.
+    pub kb_path: RString,
+    /// Title.
+    pub title: RString,
+    /// `active` or `archived`.
+    pub status: RString,
+    /// RFC 3339 timestamp.
+    pub updated_at: RString,
+}
+
+/// A revision of a document's Markdown body (table `source_version`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct SourceVersion {
+    /// Primary key.
+    pub id: i64,
+    /// The document it belongs to.
+    pub document_id: i64,
+    /// Revision number, increasing per document.
+    pub revision: i64,
+    /// The Markdown body, byte for byte.
+    pub body: RString,
+    /// Lowercase hex sha256 of `body`.
+    pub body_sha256: RString,
+    /// RFC 3339 timestamp.
+    pub created_at: RString,
+}
+
+/// A unit cut from a version (table `information_unit`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct InformationUnit {
+    /// Primary key.
+    pub id: i64,
+    /// The document.
+    pub document_id: i64,
+    /// The version it was cut from.
+    pub version_id: i64,
+    /// Position in the version, from 0.
+    pub ordinal: i64,
+    /// The heading that starts it; empty for a preamble.
+    pub heading: RString,
+    /// The anchor, unique per version.
+    pub anchor: RString,
+    /// The unit's bytes of the version body.
+    pub body: RString,
+    /// Lowercase hex sha256 of `body`.
+    pub body_sha256: RString,
+    /// `active`, `superseded` or `retired`.
+    pub lifecycle: RString,
+}
+
+/// One batch of source records, as the host feeds them to every phase of a
+/// run: some documents, the latest version of each, and their active units.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordBatch {
+    /// The documents of this batch.
+    pub documents: RVec<SourceDocument>,
+    /// The latest version of each document.
+    pub versions: RVec<SourceVersion>,
+    /// The active units of these documents, of any version.
+    pub units: RVec<InformationUnit>,
+}
+
 /// How loud a log line is.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -422,8 +493,14 @@ pub type HostContext = Host_TO<'static, RBox<()>>;
 /// A run in progress inside the plugin.
 #[sabi_trait]
 pub trait PluginRun {
-    /// Runs one named phase.
-    fn run_phase(&mut self, phase: RStr<'_>, mode: Mode) -> RResult<PhaseOutcome, PluginError>;
+    /// Runs one named phase on one batch. The host runs every phase, in
+    /// order, on each batch before it moves to the next batch.
+    fn run_phase(
+        &mut self,
+        phase: RStr<'_>,
+        mode: Mode,
+        batch: &RecordBatch,
+    ) -> RResult<PhaseOutcome, PluginError>;
 
     /// Ends the run; the host drops the run afterwards.
     #[sabi(last_prefix_field)]

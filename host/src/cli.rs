@@ -30,6 +30,13 @@ pub enum Command {
     Lock(LockArgs),
     /// Verify a plugin, load it in a worker and print what it declares.
     Inspect(InspectArgs),
+    /// Dry-run every phase of a plugin on a read-only source and write the
+    /// plan a live run would execute.
+    DryRun(DryRunArgs),
+    /// List, show or remove runs.
+    Runs(RunsArgs),
+    /// Write a generated Markdown corpus of a given size (for benchmarks).
+    GenCorpus(GenCorpusArgs),
     /// Internal: the worker process that holds one plugin.
     #[command(name = "__worker", hide = true)]
     Worker,
@@ -99,6 +106,72 @@ pub struct InspectArgs {
     /// Seconds a worker may take to answer one call.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
+}
+
+/// `sidecar dry-run`.
+#[derive(Debug, Args)]
+pub struct DryRunArgs {
+    /// The plugin directory.
+    pub dir: PathBuf,
+    /// The data: `embedded` (default), `dir:PATH` (every *.md under PATH) or
+    /// `generated:SIZE[:SEED]` (e.g. generated:100M).
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Where run folders go.
+    #[arg(long, value_name = "DIR", default_value = crate::run::DEFAULT_RUNS_DIR)]
+    pub runs_dir: PathBuf,
+    /// Documents per batch; memory grows with this, not with the corpus.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    #[command(flatten)]
+    pub lock: LockOption,
+    /// Print summary.json on stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds the plugin may take for one phase of one batch.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    pub timeout: f64,
+}
+
+/// `sidecar runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RunsCommand,
+    /// Where run folders are.
+    #[arg(long, value_name = "DIR", default_value = crate::run::DEFAULT_RUNS_DIR, global = true)]
+    pub runs_dir: PathBuf,
+}
+
+/// `sidecar runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One line per run, oldest first.
+    List,
+    /// A run's run.json and, when present, its summary.
+    Show {
+        /// The run id.
+        id: String,
+    },
+    /// Delete a run's folder (everything the run wrote).
+    Rm {
+        /// The run id.
+        id: String,
+    },
+}
+
+/// `sidecar gen-corpus`.
+#[derive(Debug, Args)]
+pub struct GenCorpusArgs {
+    /// The directory to write the Markdown files into.
+    pub out: PathBuf,
+    /// Total body bytes, with an optional K, M or G suffix (powers of 1024).
+    #[arg(long, default_value = "100M")]
+    pub size: String,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[cfg(test)]

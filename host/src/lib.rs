@@ -4,10 +4,14 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dry_run;
 pub mod elf;
 pub mod exit;
 pub mod integrity;
 pub mod load;
 pub mod plugin;
+pub mod policy;
+pub mod run;
+pub mod source;
 pub mod sys;
 pub mod worker;

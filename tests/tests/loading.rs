@@ -211,9 +211,9 @@ fn a_plugin_shipping_with_execution_enabled_is_refused_by_policy() {
 }
 
 #[test]
-fn a_well_behaved_test_plugin_reports_its_unsafe_phase() {
+fn inspect_reports_a_phase_that_is_not_dry_run_safe() {
     let scratch = Scratch::new();
-    let dir = scratch.test_plugin("well_behaved");
+    let dir = scratch.test_plugin("unsafe_phase");
     scratch.sidecar(&["inspect", path_str(&dir)]).expect(0, "mutate (side effects: Some)");
 }
 

@@ -6,19 +6,16 @@
 //! verify or load; 3 when it is loaded but the host's policy refuses it (its
 //! kill-switch is on, or it accepts a live run).
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
-use crate::exit::{ExitStatus, UsageError};
+use crate::exit::ExitStatus;
 use crate::integrity::lock::LockFile;
 use crate::integrity::manifest::Sha256Digest;
 use crate::load::{self, LoadedPlugin};
 use crate::plugin::PluginInfo;
-use crate::worker::protocol::WireMode;
-use crate::worker::{Worker, WorkerError};
+use crate::policy::kill_switch::{refusal_probe, LiveRefusal, Refusal};
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -50,23 +47,9 @@ pub struct InspectReport {
     pub refusals: Vec<String>,
 }
 
-/// What the plugin did when asked to start a live run.
-#[derive(Debug, Serialize)]
-pub struct LiveRefusal {
-    /// Whether it refused with `ProductionExecutionNotAuthorized`.
-    pub refused: bool,
-    /// What it answered.
-    pub answer: String,
-}
-
 /// Runs `sidecar inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            UsageError(format!("--timeout {} is not a positive number of seconds", args.timeout))
-        })?;
+    let timeout = super::timeout(args.timeout)?;
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
     let dir = &args.dir;
     let LoadedPlugin { verified, manifest, abi_version, info, mut worker } =
@@ -79,10 +62,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
 
     let mut refusals = Vec::new();
     if execution_enabled {
-        refusals.push("the plugin's kill-switch is on (execution_enabled = true)".to_owned());
+        refusals.push(Refusal::ExecutionEnabled("").to_string());
     }
     if !live_refusal.refused {
-        refusals.push(format!("the plugin did not refuse a live run: {}", live_refusal.answer));
+        refusals.push(Refusal::LiveNotRefused(live_refusal.answer.clone()).to_string());
     }
     let report = InspectReport {
         schema_version: 1,
@@ -107,24 +90,6 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
         eprintln!("refused: {refusal}");
     }
     Ok(if report.refusals.is_empty() { ExitStatus::Success } else { ExitStatus::Refused })
-}
-
-/// Asks the plugin, in a context that holds no data, to start a live run.
-/// The only place the host ever sends `Live`, and only to see it refused.
-pub fn refusal_probe(worker: &mut Worker) -> Result<LiveRefusal, WorkerError> {
-    match worker.start_run(WireMode::Live) {
-        Err(WorkerError::Plugin { kind, message, .. }) => {
-            let refused = kind.as_deref() == Some("ProductionExecutionNotAuthorized");
-            let answer = format!("{}: {message}", kind.as_deref().unwrap_or("unknown error kind"));
-            Ok(LiveRefusal { refused, answer })
-        }
-        Err(other) => Err(other),
-        Ok(()) => {
-            // It accepted; end that run at once without running any phase.
-            worker.finish_run()?;
-            Ok(LiveRefusal { refused: false, answer: "accepted the live run".to_owned() })
-        }
-    }
 }
 
 fn human(report: &InspectReport) -> String {

@@ -373,17 +373,29 @@ pub fn seal(dir: &Path, name: &str, version: &str, library: &str) -> Result<Mani
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so a reader sees the old file or the new one, never half.
+/// and a rename, so a reader sees the old file or the new one, never half;
+/// then syncs, so the new file survives a crash of the machine.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// [`write_atomically`], with the sync optional: progress updates that the
+/// next update supersedes need atomicity, not durability.
+pub fn replace_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy());
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if sync {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

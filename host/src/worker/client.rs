@@ -19,6 +19,7 @@ use super::protocol::{
     read_frame, write_frame, Event, Reply, Request, WireError, WireMode, PROTOCOL, PROTOCOL_VERSION,
 };
 use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::source::record::RecordBatch;
 use crate::sys::{self, SealedLibrary};
 
 /// How many of the worker's last stderr lines a crash report keeps.
@@ -225,6 +226,14 @@ impl Worker {
     pub fn start_run(&mut self, mode: WireMode) -> Result<(), WorkerError> {
         match self.call(Request::StartRun { mode }, "start_run")? {
             Reply::RunStarted => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends the batch the following phases run on.
+    pub fn load_batch(&mut self, batch: RecordBatch) -> Result<(), WorkerError> {
+        match self.call(Request::LoadBatch { batch }, "load_batch")? {
+            Reply::BatchLoaded => Ok(()),
             other => Err(unexpected(other)),
         }
     }

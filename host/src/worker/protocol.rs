@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::source::record::RecordBatch;
 
 /// The protocol's name, sent in `Hello`.
 pub const PROTOCOL: &str = "sidecar-worker";
@@ -48,7 +49,12 @@ pub enum Request {
         /// The mode to start in.
         mode: WireMode,
     },
-    /// Call `run_phase` on the current run.
+    /// Replace the batch every following `run_phase` receives.
+    LoadBatch {
+        /// The records.
+        batch: RecordBatch,
+    },
+    /// Call `run_phase` on the current run with the current batch.
     RunPhase {
         /// The phase name.
         phase: String,
@@ -107,6 +113,8 @@ pub enum Reply {
     },
     /// A run started.
     RunStarted,
+    /// The batch is in place.
+    BatchLoaded,
     /// A phase ended.
     PhaseOutcome {
         /// The outcome.

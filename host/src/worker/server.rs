@@ -15,12 +15,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RStr};
-use sidecar_abi::{Host, Host_TO, LogLevel, Mode, PluginError, PluginModRef, PluginRunBox};
+use sidecar_abi::{
+    self as abi, Host, Host_TO, LogLevel, Mode, PluginError, PluginModRef, PluginRunBox,
+};
 
 use super::protocol::{
     read_frame, write_frame, Event, Reply, Request, WireError, WireMode, PROTOCOL, PROTOCOL_VERSION,
 };
 use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::source::record::RecordBatch;
 use crate::sys;
 
 type Output = Arc<Mutex<BufWriter<File>>>;
@@ -32,7 +35,12 @@ pub fn serve() -> io::Result<()> {
     let output: Output = Arc::new(Mutex::new(BufWriter::new(fds.output)));
     send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION })?;
 
-    let mut worker = Worker { module: None, run: None, output: Arc::clone(&output) };
+    let mut worker = Worker {
+        module: None,
+        run: None,
+        batch: abi::RecordBatch::default(),
+        output: Arc::clone(&output),
+    };
     while let Some(request) = read_frame::<Request>(&mut input)? {
         let shutdown = request == Request::Shutdown;
         let result = worker.handle(request);
@@ -52,6 +60,9 @@ fn send(output: &Output, event: &Event) -> io::Result<()> {
 struct Worker {
     module: Option<PluginModRef>,
     run: Option<PluginRunBox>,
+    /// What `run_phase` passes the plugin; empty until the host sends one, so
+    /// the refusal probe's context holds no data.
+    batch: abi::RecordBatch,
     output: Output,
 }
 
@@ -91,9 +102,17 @@ impl Worker {
                 self.run = Some(run);
                 Ok(Reply::RunStarted)
             }
+            Request::LoadBatch { batch } => {
+                self.batch = abi_batch(batch);
+                Ok(Reply::BatchLoaded)
+            }
             Request::RunPhase { phase, mode } => {
                 let run = self.run.as_mut().ok_or_else(|| protocol("no run in progress"))?;
-                let outcome = plugin_result(run.run_phase(RStr::from_str(&phase), abi_mode(mode)))?;
+                let outcome = plugin_result(run.run_phase(
+                    RStr::from_str(&phase),
+                    abi_mode(mode),
+                    &self.batch,
+                ))?;
                 Ok(Reply::PhaseOutcome { outcome: PhaseOutcome::from(&outcome) })
             }
             Request::FinishRun => {
@@ -103,6 +122,51 @@ impl Worker {
             }
             Request::Load | Request::Shutdown => Err(protocol("unreachable request")),
         }
+    }
+}
+
+/// Moves the host's records into the ABI's types (the strings move, no copy
+/// of the bodies).
+fn abi_batch(batch: RecordBatch) -> abi::RecordBatch {
+    abi::RecordBatch {
+        documents: batch
+            .documents
+            .into_iter()
+            .map(|d| abi::SourceDocument {
+                id: d.id,
+                kb_path: d.kb_path.into(),
+                title: d.title.into(),
+                status: d.status.into(),
+                updated_at: d.updated_at.into(),
+            })
+            .collect(),
+        versions: batch
+            .versions
+            .into_iter()
+            .map(|v| abi::SourceVersion {
+                id: v.id,
+                document_id: v.document_id,
+                revision: v.revision,
+                body: v.body.into(),
+                body_sha256: v.body_sha256.into(),
+                created_at: v.created_at.into(),
+            })
+            .collect(),
+        units: batch
+            .units
+            .into_iter()
+            .map(|u| abi::InformationUnit {
+                id: u.id,
+                document_id: u.document_id,
+                version_id: u.version_id,
+                ordinal: u.ordinal,
+                heading: u.heading.into(),
+                anchor: u.anchor.into(),
+                body: u.body.into(),
+                body_sha256: u.body_sha256.into(),
+                lifecycle: u.lifecycle.into(),
+            })
+            .collect(),
     }
 }
 

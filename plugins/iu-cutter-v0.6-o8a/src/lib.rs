@@ -1,47 +1,33 @@
 //! The IU cutter orchestrator, version 0.6-o8a (the staging release that
 //! wires the live-execution seam), as a sidecar plugin.
 //!
-//! It declares the six phases of the orchestrator in order. The phase logic
-//! is not ported yet: every phase returns a `not_implemented` outcome that
-//! says so, so a report can never mistake it for a phase that ran.
+//! It parses Markdown (pulldown-cmark) and cuts at level-1 and level-2
+//! headings, ATX and setext, never inside code blocks or front matter, and
+//! de-duplicates anchors GitHub-style. The live-execution seam is declared
+//! (`LiveExecutionAdapter`) but stays behind the kill-switch, which is off.
+//!
+//! Everything but the cutter is `iu-cutter-core`, compiled into this library.
 
-use sidecar_abi::sdk::{Context, Plugin, Run};
-use sidecar_abi::{Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, SideEffects};
-
-/// The orchestrator's phases, in the order they run.
-const PHASES: [&str; 6] =
-    ["discover", "backup", "cut_leg_a", "leg_b_record", "write_verify", "lifecycle_enact"];
+use iu_cutter_core::sidecar::SidecarRun;
+use iu_cutter_core::MarkdownCutter;
+use sidecar_abi::sdk::{Context, Plugin};
+use sidecar_abi::{Mode, PluginError, PluginInfo};
 
 /// The plugin.
 pub struct IuCutter;
 
-/// One run of the plugin.
-pub struct IuCutterRun {
-    ctx: Context,
-}
-
 impl Plugin for IuCutter {
-    type Run = IuCutterRun;
+    type Run = SidecarRun<MarkdownCutter>;
 
     fn info() -> PluginInfo {
-        PHASES.iter().fold(
-            PluginInfo::new("iu-cutter", "0.6-o8a")
-                .with_milestone("O8A")
-                .with_live_wiring("O8A-LIVE-WIRING-1")
-                .with_capability("LiveExecutionAdapter"),
-            |info, phase| info.with_phase(PhaseDecl::new(phase, SideEffects::NONE_ON_DRY_RUN)),
-        )
+        iu_cutter_core::sidecar::plugin_info("0.6-o8a")
+            .with_milestone("O8A")
+            .with_live_wiring("O8A-LIVE-WIRING-1")
+            .with_capability("LiveExecutionAdapter")
     }
 
-    fn start_run(ctx: Context, _mode: Mode) -> Result<IuCutterRun, PluginError> {
-        Ok(IuCutterRun { ctx })
-    }
-}
-
-impl Run for IuCutterRun {
-    fn run_phase(&mut self, phase: &str, _mode: Mode) -> Result<PhaseOutcome, PluginError> {
-        self.ctx.info(&format!("{phase}: not implemented in this plugin build"));
-        Ok(PhaseOutcome::not_implemented("phase logic not ported to this plugin build yet"))
+    fn start_run(ctx: Context, _mode: Mode) -> Result<Self::Run, PluginError> {
+        Ok(SidecarRun::new(ctx, MarkdownCutter))
     }
 }
 

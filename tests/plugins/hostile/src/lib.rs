@@ -2,8 +2,12 @@
 //! feature, so the end-to-end tests can prove each one is contained or
 //! refused by name. Never shipped: `make plugins` does not build it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use sidecar_abi::sdk::{Context, Plugin, Run};
-use sidecar_abi::{Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, SideEffects};
+use sidecar_abi::{
+    Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, RecordBatch, SideEffects,
+};
 
 /// The plugin.
 pub struct Hostile;
@@ -30,12 +34,29 @@ impl Plugin for Hostile {
             }
         }
         let name = if cfg!(feature = "wrong_identity") { "impostor" } else { "test-plugin" };
-        PluginInfo::new(name, "1.0")
+        let info = PluginInfo::new(name, "1.0")
             .with_phase(PhaseDecl::new("discover", SideEffects::NONE))
-            .with_phase(PhaseDecl::new("mutate", SideEffects::SOME))
+            .with_phase(PhaseDecl::new("record", SideEffects::NONE_ON_DRY_RUN));
+        if cfg!(feature = "unsafe_phase") {
+            info.with_phase(PhaseDecl::new("mutate", SideEffects::SOME))
+        } else {
+            info
+        }
     }
 
     fn execution_enabled() -> bool {
+        // Call 1 is the host's read before the run; the SDK reads the switch
+        // again when the refusal probe asks for a live run (call 2).
+        static READS: AtomicUsize = AtomicUsize::new(0);
+        let read = READS.fetch_add(1, Ordering::SeqCst) + 1;
+        if cfg!(feature = "accepts_live") {
+            // Reports `false` to the host, then lets the SDK accept `Live`.
+            return read >= 2;
+        }
+        if cfg!(feature = "flips_execution_enabled") {
+            // Off when the run starts, on when the host reads it afterwards.
+            return read >= 3;
+        }
         cfg!(feature = "execution_enabled")
     }
 
@@ -45,11 +66,19 @@ impl Plugin for Hostile {
 }
 
 impl Run for HostileRun {
-    fn run_phase(&mut self, phase: &str, _mode: Mode) -> Result<PhaseOutcome, PluginError> {
+    fn run_phase(
+        &mut self,
+        phase: &str,
+        _mode: Mode,
+        batch: &RecordBatch,
+    ) -> Result<PhaseOutcome, PluginError> {
         if cfg!(feature = "panic_in_phase") {
             panic!("deliberate panic in phase {phase}");
         }
-        Ok(PhaseOutcome::ok())
+        if cfg!(feature = "abort_in_phase") && phase == "record" {
+            std::process::abort();
+        }
+        Ok(PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64))
     }
 }
 

@@ -1,0 +1,91 @@
+//! `sidecar dry-run DIR`: every phase of a plugin on a read-only source, in
+//! a run folder of its own. Exit 0 completed, 1 failed (a phase failed or
+//! found an error, the plugin crashed, the source could not be read), 2
+//! usage, 3 refused by policy.
+
+use crate::cli::DryRunArgs;
+use crate::dry_run::{dry_run, DryRunOptions};
+use crate::exit::{ExitStatus, UsageError};
+use crate::integrity::lock::LockFile;
+use crate::run::report::{Summary, Verdict};
+use crate::source;
+
+/// Runs `sidecar dry-run`.
+pub fn run(args: &DryRunArgs) -> anyhow::Result<ExitStatus> {
+    let timeout = super::timeout(args.timeout)?;
+    let lock = LockFile::discover(args.lock.lock.as_deref())?;
+    let source =
+        source::parse_source_spec(args.source.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let options = DryRunOptions {
+        dir: &args.dir,
+        lock: lock.as_ref(),
+        runs_dir: &args.runs_dir,
+        batch_size: args.batch_size as usize,
+        timeout,
+    };
+    let finished = dry_run(&options, source.as_ref())?;
+    let summary = &finished.summary;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+    } else {
+        print!("{}", human(summary));
+    }
+    if let Some(reason) = &summary.reason {
+        eprintln!(
+            "{}: {reason}",
+            if summary.verdict == Verdict::Refused { "refused" } else { "error" }
+        );
+    }
+    Ok(match summary.verdict {
+        Verdict::Completed => ExitStatus::Success,
+        Verdict::Failed => ExitStatus::Failure,
+        Verdict::Refused => ExitStatus::Refused,
+    })
+}
+
+fn human(summary: &Summary) -> String {
+    let mut out = format!("run {}  {:?}\n", summary.run_id, summary.verdict);
+    out.push_str(&format!("  folder       {}\n", summary.run_dir));
+    if let Some(plugin) = &summary.plugin {
+        out.push_str(&format!(
+            "  plugin       {} {}  artifact_sha256 {}\n",
+            plugin.name, plugin.version, plugin.artifact_sha256
+        ));
+    }
+    let s = &summary.source;
+    let location = if s.location == s.kind { String::new() } else { format!(" {}", s.location) };
+    out.push_str(&format!(
+        "  source       {}{location}  {} documents in {} batches  digest {}\n",
+        s.kind, summary.documents, summary.batches, s.digest
+    ));
+    let ks = &summary.kill_switch;
+    let flag = |v: Option<bool>| v.map_or("-".to_owned(), |v| v.to_string());
+    out.push_str(&format!(
+        "  kill-switch  execution_enabled {} before, {} after; live {}\n",
+        flag(ks.execution_enabled_before),
+        flag(ks.execution_enabled_after),
+        ks.live_refusal.as_ref().map_or("not probed".to_owned(), |p| if p.refused {
+            format!("refused ({})", p.answer)
+        } else {
+            format!("NOT refused ({})", p.answer)
+        })
+    ));
+    for phase in &summary.phases {
+        let ops: Vec<String> = phase.ops.iter().map(|(a, n)| format!("{n} {a}")).collect();
+        out.push_str(&format!(
+            "  {:<16} {:<15} {:<32} findings {} error, {} warning\n",
+            phase.name,
+            phase.status,
+            if ops.is_empty() { "no ops".to_owned() } else { ops.join(", ") },
+            phase.findings.error,
+            phase.findings.warning
+        ));
+    }
+    if let Some(unchanged) = summary.integrity.plugin_dir_unchanged {
+        out.push_str(&format!(
+            "  plugin directory byte-identical after the run: {}\n",
+            if unchanged { "yes" } else { "NO" }
+        ));
+    }
+    out
+}

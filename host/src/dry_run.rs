@@ -1,0 +1,322 @@
+//! A dry run: verify, load, check policy, then every phase on every batch,
+//! writing the run folder as it goes.
+//!
+//! The order of a run, and where it can stop:
+//! 1. verify the plugin directory and its pin (`verified`), load it in a
+//!    worker (`loaded`); stop `failed` on any problem;
+//! 2. policy, before any phase: the plugin's kill-switch must read `false`,
+//!    every phase must be dry-run safe, and the refusal probe must be
+//!    refused; otherwise stop `refused`;
+//! 3. for each batch of the source, each phase in the plugin's order through
+//!    the kill-switch dispatcher (`running`); a failed phase, an error
+//!    finding, a phase not implemented, an invalid plan or a crash stops the
+//!    run `failed` there, as a live run would have stopped;
+//! 4. the kill-switch is read again, the plugin directory re-verified and
+//!    compared file by file (`completed`, or `refused` / `failed`).
+//!
+//! Whatever happens, `run.json` says where and why, the reports and
+//! `summary.json` are written with the true verdict, and plan files of
+//! phases that did not finish stay `.partial`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::integrity::{self, lock::LockFile};
+use crate::load::{self, LoadError, LoadedPlugin};
+use crate::plugin::PhaseOutcome;
+use crate::policy::kill_switch::{self, Dispatcher, Refusal};
+use crate::run::plan::PlanWriter;
+use crate::run::report::{
+    self, IntegrityReport, KillSwitchReport, PhaseSummary, Summary, Verdict, FINDING_EXAMPLES,
+};
+use crate::run::state::{PluginIdentity, RunState, State};
+use crate::run::RunDir;
+use crate::source::Source;
+use crate::worker::protocol::WireMode;
+use crate::worker::Worker;
+
+/// What a dry run needs.
+#[derive(Debug)]
+pub struct DryRunOptions<'a> {
+    /// The plugin directory.
+    pub dir: &'a Path,
+    /// The lock file in use, if any.
+    pub lock: Option<&'a LockFile>,
+    /// Where run folders go.
+    pub runs_dir: &'a Path,
+    /// Documents per batch.
+    pub batch_size: usize,
+    /// Deadline of one worker call.
+    pub timeout: Duration,
+}
+
+/// A finished (or stopped) run.
+#[derive(Debug)]
+pub struct Finished {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// `summary.json`'s contents.
+    pub summary: Summary,
+}
+
+/// How a run stopped early.
+enum Stop {
+    Failed(String),
+    Refused(String),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refused(refusal.to_string())
+    }
+}
+
+/// Runs a dry run of the plugin at `options.dir` on `source`.
+pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Result<Finished> {
+    let started = Instant::now();
+    let label = options
+        .dir
+        .file_name()
+        .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
+    let run = RunDir::create(options.runs_dir, &label)?;
+    let mut state = RunState::create(&run.path, &run.id, "dry-run")?;
+    state.record.source = Some(source.describe());
+
+    let mut summary = Summary {
+        schema_version: 1,
+        run_id: run.id.clone(),
+        run_dir: run.path.display().to_string(),
+        verdict: Verdict::Failed,
+        reason: None,
+        plugin: None,
+        declared: None,
+        source: source.describe(),
+        batches: 0,
+        documents: 0,
+        phases: Vec::new(),
+        kill_switch: KillSwitchReport {
+            host_refuses_live: true,
+            execution_enabled_before: None,
+            execution_enabled_after: None,
+            live_refusal: None,
+        },
+        integrity: IntegrityReport {
+            plugin_dir_unchanged: None,
+            artifact_sha256_before: None,
+            artifact_sha256_after: None,
+            problems: Vec::new(),
+        },
+        duration_ms: 0,
+    };
+
+    let result = execute(options, source, &run, &mut state, &mut summary);
+    let (verdict, final_state, reason) = match result {
+        Ok(()) => (Verdict::Completed, State::Completed, None),
+        Err(Stop::Failed(reason)) => (Verdict::Failed, State::Failed, Some(reason)),
+        Err(Stop::Refused(reason)) => (Verdict::Refused, State::Refused, Some(reason)),
+    };
+    summary.verdict = verdict;
+    summary.reason = reason.clone();
+    summary.duration_ms = millis(started.elapsed());
+    report::write_kb(&run.path, &summary)?;
+    report::write_approvals(&run.path, &summary)?;
+    report::write_summary(&run.path, &summary)?;
+    match reason {
+        Some(reason) => state.stop(final_state, &reason)?,
+        None => state.enter(final_state)?,
+    }
+    Ok(Finished { run_dir: run.path, summary })
+}
+
+fn execute(
+    options: &DryRunOptions<'_>,
+    source: &dyn Source,
+    run: &RunDir,
+    state: &mut RunState,
+    summary: &mut Summary,
+) -> Result<(), Stop> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |err: std::io::Error| Stop::Failed(format!("{what}: {err}"))
+    };
+    let before = file_times(options.dir);
+
+    let plugin = match load::load(options.dir, options.lock, options.timeout) {
+        Ok(plugin) => plugin,
+        Err(LoadError::Verification(verified)) => {
+            return Err(Stop::Failed(format!(
+                "verification failed: {}",
+                LoadError::Verification(verified)
+            )))
+        }
+        Err(err) => {
+            state.enter(State::Verified).map_err(io("run.json"))?;
+            return Err(Stop::Failed(format!("cannot load the plugin: {err}")));
+        }
+    };
+    let LoadedPlugin { verified, manifest, abi_version, info, mut worker } = plugin;
+    let identity = PluginIdentity {
+        dir: options.dir.display().to_string(),
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        artifact_sha256: manifest.artifact_sha256,
+        manifest_sha256: verified.manifest_sha256,
+        abi_version,
+    };
+    summary.plugin = Some(identity.clone());
+    summary.integrity.artifact_sha256_before = Some(manifest.artifact_sha256);
+    summary.phases = info.phases.iter().map(|p| PhaseSummary::new(&p.name)).collect();
+    state.record.plugin = Some(identity);
+    state.enter(State::Verified).map_err(io("run.json"))?;
+    let unsafe_phase = kill_switch::unsafe_phases(&info).into_iter().next();
+    summary.declared = Some(info);
+    let crashed = |err: crate::worker::WorkerError| Stop::Failed(format!("plugin error: {err}"));
+    let enabled = worker.execution_enabled().map_err(crashed)?;
+    summary.kill_switch.execution_enabled_before = Some(enabled);
+    if enabled {
+        return Err(Refusal::ExecutionEnabled(" before the run").into());
+    }
+    if let Some(refusal) = unsafe_phase {
+        return Err(refusal.into());
+    }
+    let probe = kill_switch::refusal_probe(&mut worker).map_err(crashed)?;
+    summary.kill_switch.live_refusal = Some(probe.clone());
+    if !probe.refused {
+        return Err(Refusal::LiveNotRefused(probe.answer).into());
+    }
+    state.enter(State::Loaded).map_err(io("run.json"))?;
+
+    run_phases(options, source, run, state, summary, &mut worker)?;
+
+    let enabled = worker.execution_enabled().map_err(crashed)?;
+    summary.kill_switch.execution_enabled_after = Some(enabled);
+    if enabled {
+        return Err(Refusal::ExecutionEnabled(" after the run").into());
+    }
+    worker.shutdown().map_err(crashed)?;
+
+    let after = integrity::verify(options.dir, &[], options.lock);
+    summary.integrity.artifact_sha256_after = after.manifest.as_ref().map(|m| m.artifact_sha256);
+    summary.integrity.problems = after.problems.iter().map(ToString::to_string).collect();
+    if file_times(options.dir) != before {
+        summary.integrity.problems.push("a file's modification time changed".to_owned());
+    }
+    if summary.integrity.artifact_sha256_after != summary.integrity.artifact_sha256_before {
+        summary.integrity.problems.push("artifact_sha256 changed".to_owned());
+    }
+    let unchanged = summary.integrity.problems.is_empty();
+    summary.integrity.plugin_dir_unchanged = Some(unchanged);
+    if !unchanged {
+        return Err(Stop::Failed(format!(
+            "the plugin directory changed during the run: {}",
+            summary.integrity.problems.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+fn run_phases(
+    options: &DryRunOptions<'_>,
+    source: &dyn Source,
+    run: &RunDir,
+    state: &mut RunState,
+    summary: &mut Summary,
+    worker: &mut Worker,
+) -> Result<(), Stop> {
+    let failed = |what: String| Stop::Failed(what);
+    worker.start_run(WireMode::DryRun).map_err(|e| failed(format!("start_run: {e}")))?;
+    let mut plans = Vec::with_capacity(summary.phases.len());
+    for (index, phase) in summary.phases.iter().enumerate() {
+        plans.push(
+            PlanWriter::create(&run.path, index, &phase.name)
+                .map_err(|e| failed(format!("cannot create the plan of `{}`: {e}", phase.name)))?,
+        );
+    }
+
+    for (batch_index, batch) in source.batches(options.batch_size).enumerate() {
+        let batch_index = batch_index as u64;
+        let batch = batch.map_err(|e| failed(format!("source: {e}")))?;
+        summary.batches += 1;
+        summary.documents += batch.documents.len() as u64;
+        worker.load_batch(batch).map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
+        for (index, phase) in summary.phases.iter_mut().enumerate() {
+            state
+                .running(&phase.name, batch_index)
+                .map_err(|e| failed(format!("run.json: {e}")))?;
+            let started = Instant::now();
+            let outcome = Dispatcher::new(worker).run_phase(&phase.name, WireMode::DryRun);
+            phase.duration_ms += millis(started.elapsed());
+            let outcome = outcome.map_err(|e| {
+                phase.status = "failed".to_owned();
+                failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
+            })?;
+            plans[index].append(batch_index, &outcome.plan).map_err(|e| {
+                phase.status = "failed".to_owned();
+                failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
+            })?;
+            phase.ops = plans[index].ops().clone();
+            absorb(phase, &outcome);
+            if let Some(reason) = stop_reason(phase, &outcome) {
+                return Err(failed(format!(
+                    "phase `{}` on batch {batch_index}: {reason}",
+                    phase.name
+                )));
+            }
+        }
+    }
+    worker.finish_run().map_err(|e| failed(format!("finish: {e}")))?;
+    for (phase, plan) in summary.phases.iter_mut().zip(plans) {
+        phase.plan = Some(plan.finish().map_err(|e| failed(e.to_string()))?);
+    }
+    Ok(())
+}
+
+/// Adds one batch's outcome to the phase's totals.
+fn absorb(phase: &mut PhaseSummary, outcome: &PhaseOutcome) {
+    if phase.status != "failed" {
+        phase.status = outcome.status.clone();
+    }
+    for (name, value) in &outcome.counts {
+        *phase.counts.entry(name.clone()).or_default() += value;
+    }
+    for finding in &outcome.findings {
+        match finding.severity.as_str() {
+            "error" => phase.findings.error += 1,
+            "warning" => phase.findings.warning += 1,
+            _ => phase.findings.info += 1,
+        }
+        if phase.examples.len() < FINDING_EXAMPLES {
+            phase.examples.push(finding.clone());
+        }
+    }
+    if phase.note.is_empty() {
+        phase.note.clone_from(&outcome.note);
+    }
+}
+
+/// Why this outcome stops the run, if it does: never a silent pass.
+fn stop_reason(phase: &PhaseSummary, outcome: &PhaseOutcome) -> Option<String> {
+    if let Some(error) = outcome.findings.iter().find(|f| f.severity == "error") {
+        return Some(format!("{} {}: {}", error.code, error.subject, error.message));
+    }
+    match outcome.status.as_str() {
+        "ok" => None,
+        "not_implemented" => Some(format!("not implemented by this plugin ({})", phase.note)),
+        other => Some(format!("status {other}")),
+    }
+}
+
+/// Every file's path and modification time, to prove nothing was touched.
+fn file_times(dir: &Path) -> BTreeMap<String, Option<SystemTime>> {
+    let mut times = BTreeMap::new();
+    for path in integrity::tree::scan(dir).files {
+        let modified = std::fs::symlink_metadata(dir.join(&path)).and_then(|m| m.modified()).ok();
+        times.insert(path, modified);
+    }
+    times
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

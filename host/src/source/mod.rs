@@ -1,0 +1,315 @@
+//! Where a dry run's records come from: the embedded default corpus, a
+//! directory of Markdown files, or a generated corpus of any size.
+//!
+//! A [`Source`] yields [`RecordBatch`]es lazily so that memory is bounded by
+//! the batch size whatever the corpus size, and deterministically so that two
+//! plugins, or two runs, see byte-identical input. Its [`SourceIdentity`]
+//! carries a digest naming the exact data, which is what a run report cites
+//! to say "these results are for that input".
+//!
+//! A PostgreSQL source (reading the knowledge base's tables read-only) is
+//! planned for a later issue and will implement the same trait.
+
+pub mod dir;
+pub mod embedded;
+pub mod generate;
+pub mod record;
+
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use dir::DirSource;
+pub use embedded::{expected_difference_cases, EmbeddedSource};
+pub use generate::{write_markdown_tree, GeneratedSource};
+pub use record::{InformationUnit, RecordBatch, SourceDocument, SourceVersion};
+
+/// First id of versions in the embedded corpus and a directory; documents
+/// count from 1 and units from [`UNIT_ID_BASE`], so the kinds never share an
+/// id and a stray id in a report is recognisable at a glance.
+pub const VERSION_ID_BASE: i64 = 100_000;
+
+/// First id of units in the embedded corpus.
+pub const UNIT_ID_BASE: i64 = 1_000_000;
+
+/// The accepted `--source` forms, for help texts and errors.
+pub const SOURCE_FORMS: &str = "`embedded`, `dir:PATH` or `generated:BYTES[K|M|G][:SEED]`";
+
+/// What a source is and which exact data it yields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// `"embedded"`, `"dir"` or `"generated"`.
+    pub kind: String,
+    /// Where the data comes from: the directory for `dir`, the spec
+    /// otherwise.
+    pub location: String,
+    /// Lowercase hex sha256 naming the data: over the generator's spec for
+    /// `embedded` and `generated` (stable across runs and machines), over the
+    /// sorted `sha256sum` lines of the files for `dir`.
+    pub digest: String,
+    /// How many documents the source yields.
+    pub documents: u64,
+}
+
+/// The batches of a source, in order. An error ends the sequence.
+pub type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch, SourceError>> + Send + 'a>;
+
+/// A producer of record batches.
+///
+/// Invariant: the same source with the same `max_documents` yields
+/// byte-identical batches on every call and every run; a different
+/// `max_documents` only regroups the same records.
+pub trait Source: Send + Sync {
+    /// What this source is. Cheap, except that a generated source counts its
+    /// documents on the first call (one generation pass, then remembered).
+    fn describe(&self) -> SourceIdentity;
+
+    /// The records, at most `max_documents` documents per batch (a
+    /// `max_documents` of 0 is taken as 1, so a batch is never empty).
+    fn batches(&self, max_documents: usize) -> Batches<'_>;
+}
+
+/// Why a source cannot be opened or read. Each names the spec or file at
+/// fault.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// A `--source` value of no known form.
+    #[error("unknown source `{spec}`: expected {SOURCE_FORMS}")]
+    UnknownSpec { spec: String },
+    /// A known form with a bad argument.
+    #[error("source `{spec}`: {reason}")]
+    InvalidSpec { spec: String, reason: String },
+    /// A size that is not digits with an optional K, M or G suffix.
+    #[error("size `{size}` is {reason}")]
+    InvalidSize { size: String, reason: &'static str },
+    /// The directory of a `dir:` source is absent or not a directory.
+    #[error("{}: not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    /// A `dir:` source without a single `*.md` file, which is almost surely
+    /// the wrong path.
+    #[error("{}: no *.md files found", path.display())]
+    NoDocuments { path: PathBuf },
+    /// A symbolic link inside a `dir:` source; links are never followed, so
+    /// that the digest names every byte read.
+    #[error("{}: symbolic link (refused, never followed)", path.display())]
+    Symlink { path: PathBuf },
+    /// A name that is not UTF-8 (shown lossily) and so cannot be a `kb_path`.
+    #[error("{}: file name is not UTF-8", path.display())]
+    NonUtf8Name { path: PathBuf },
+    /// A name a `kb_path` or the digest's line format cannot carry.
+    #[error("{}: {reason}", path.display())]
+    BadName { path: PathBuf, reason: &'static str },
+    /// A `*.md` entry that is a FIFO, socket or device.
+    #[error("{}: not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    /// A document whose bytes are not UTF-8.
+    #[error("{}: contents are not UTF-8 (first bad byte at offset {offset})", path.display())]
+    NonUtf8Contents { path: PathBuf, offset: usize },
+    /// A file that changed between opening the source and reading its batch,
+    /// so the digest no longer names what would be read.
+    #[error(
+        "{}: changed since the source was opened (sha256 was {expected}, now {actual})",
+        path.display()
+    )]
+    Changed { path: PathBuf, expected: String, actual: String },
+    /// A file or directory that could not be read. The reason is part of
+    /// the message (not a `source`) because callers print sources with
+    /// `to_string()` and the reason is what the operator needs.
+    #[error("{}: cannot read: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
+}
+
+/// Opens the source a `--source` value names: none or `embedded` for the
+/// embedded corpus, `dir:PATH` for the `*.md` files under PATH,
+/// `generated:BYTES[K|M|G][:SEED]` for a generated corpus of at least BYTES
+/// body bytes (see [`parse_size`]; SEED defaults to
+/// [`generate::DEFAULT_SEED`]).
+pub fn parse_source_spec(spec: Option<&str>) -> Result<Box<dyn Source>, SourceError> {
+    let Some(spec) = spec else { return Ok(Box::new(EmbeddedSource::new())) };
+    if spec == "embedded" {
+        return Ok(Box::new(EmbeddedSource::new()));
+    }
+    if let Some(path) = spec.strip_prefix("dir:") {
+        if path.is_empty() {
+            return Err(invalid(spec, "missing PATH after `dir:`".to_owned()));
+        }
+        return Ok(Box::new(DirSource::open(path)?));
+    }
+    if let Some(rest) = spec.strip_prefix("generated:") {
+        let (size, seed) = match rest.split_once(':') {
+            Some((size, seed)) => {
+                let seed = seed.parse::<u64>().map_err(|_| {
+                    invalid(spec, format!("SEED `{seed}` is not a non-negative integer"))
+                })?;
+                (size, seed)
+            }
+            None => (rest, generate::DEFAULT_SEED),
+        };
+        let bytes = parse_size(size).map_err(|err| invalid(spec, err.to_string()))?;
+        return Ok(Box::new(GeneratedSource::new(bytes, seed)));
+    }
+    Err(SourceError::UnknownSpec { spec: spec.to_owned() })
+}
+
+fn invalid(spec: &str, reason: String) -> SourceError {
+    SourceError::InvalidSpec { spec: spec.to_owned(), reason }
+}
+
+/// Parses a byte count: `123`, `64K`, `100M` or `2G` (suffixes in either
+/// case, powers of 1024). Shared by `generated:` specs and `gen-corpus`.
+pub fn parse_size(text: &str) -> Result<u64, SourceError> {
+    let error = |reason| SourceError::InvalidSize { size: text.to_owned(), reason };
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1u64 << 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    // `u64::from_str` accepts a leading `+`; a size is digits only.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error("not a number with an optional K, M or G suffix"));
+    }
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).ok_or_else(|| error("too large"))
+}
+
+/// Lowercase hex sha256 of `bytes`, the form every digest field uses.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    crate::integrity::manifest::Sha256Digest::of(bytes).to_hex()
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-05-21T08:00:00Z`).
+/// Sources derive timestamps from ids rather than a clock or file times,
+/// so that batches stay byte-identical across runs.
+pub(crate) fn rfc3339(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let secs = unix_seconds.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(spec: &str) -> String {
+        match parse_source_spec(Some(spec)) {
+            Ok(source) => panic!("`{spec}` parsed as {:?}", source.describe()),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn spec_none_and_embedded_are_the_embedded_corpus() {
+        let none = parse_source_spec(None).expect("default").describe();
+        let named = parse_source_spec(Some("embedded")).expect("embedded").describe();
+        assert_eq!(none, named);
+        assert_eq!(none.kind, "embedded");
+        assert_eq!(none.documents, embedded::DOCUMENTS as u64);
+    }
+
+    #[test]
+    fn spec_generated_sizes_and_seeds() {
+        for (spec, bytes, seed) in [
+            ("generated:1000", 1000, generate::DEFAULT_SEED),
+            ("generated:64K", 64 << 10, generate::DEFAULT_SEED),
+            ("generated:3m:7", 3 << 20, 7),
+        ] {
+            let source = parse_source_spec(Some(spec)).expect(spec);
+            assert_eq!(source.describe(), GeneratedSource::new(bytes, seed).describe(), "{spec}");
+        }
+        // Opening is lazy: a huge size costs nothing until it is read.
+        assert!(parse_source_spec(Some("generated:1G:0")).is_ok());
+    }
+
+    #[test]
+    fn spec_dir_opens_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.md"), "# A\n").expect("write");
+        let spec = format!("dir:{}", dir.path().display());
+        let identity = parse_source_spec(Some(&spec)).expect("dir").describe();
+        assert_eq!(identity.kind, "dir");
+        assert_eq!(identity.documents, 1);
+    }
+
+    #[test]
+    fn spec_errors_name_the_problem() {
+        let forms = "expected `embedded`, `dir:PATH` or `generated:BYTES[K|M|G][:SEED]`";
+        let not_a_number = "is not a number with an optional K, M or G suffix";
+        assert_eq!(error_of("postgres://x"), format!("unknown source `postgres://x`: {forms}"));
+        assert_eq!(error_of(""), format!("unknown source ``: {forms}"));
+        assert_eq!(error_of("Embedded"), format!("unknown source `Embedded`: {forms}"));
+        assert_eq!(error_of("dir:"), "source `dir:`: missing PATH after `dir:`");
+        assert_eq!(
+            error_of("dir:/nonexistent/sidecar-kb"),
+            "/nonexistent/sidecar-kb: not a directory"
+        );
+        assert_eq!(error_of("generated:"), format!("source `generated:`: size `` {not_a_number}"));
+        assert_eq!(
+            error_of("generated:10T"),
+            format!("source `generated:10T`: size `10T` {not_a_number}")
+        );
+        assert_eq!(
+            error_of("generated:+5"),
+            format!("source `generated:+5`: size `+5` {not_a_number}")
+        );
+        assert_eq!(
+            error_of("generated:K"),
+            format!("source `generated:K`: size `K` {not_a_number}")
+        );
+        assert_eq!(
+            error_of("generated:99999999999G"),
+            "source `generated:99999999999G`: size `99999999999G` is too large"
+        );
+        assert_eq!(
+            error_of("generated:1M:x"),
+            "source `generated:1M:x`: SEED `x` is not a non-negative integer"
+        );
+        assert_eq!(
+            error_of("generated:1M:-1"),
+            "source `generated:1M:-1`: SEED `-1` is not a non-negative integer"
+        );
+    }
+
+    #[test]
+    fn sizes_are_powers_of_1024() {
+        let ok = |text: &str| parse_size(text).expect(text);
+        assert_eq!(ok("0"), 0);
+        assert_eq!(ok("1500"), 1500);
+        assert_eq!(ok("2k"), 2048);
+        assert_eq!(ok("100M"), 100 << 20);
+        assert_eq!(ok("16G"), 16 << 30);
+        assert_eq!(ok("18446744073709551615"), u64::MAX);
+        assert_eq!(
+            parse_size("1.5G").map_err(|e| e.to_string()),
+            Err("size `1.5G` is not a number with an optional K, M or G suffix".to_owned())
+        );
+        assert_eq!(
+            parse_size("18446744073709551616").map_err(|e| e.to_string()),
+            Err("size `18446744073709551616` is too large".to_owned())
+        );
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_779_321_600 + 8 * 3600), "2026-05-21T08:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+}
