@@ -120,7 +120,6 @@ mod tests {
     use crate::source::embedded::{case_of, Case};
     use crate::source::{DirSource, RecordBatch};
     use std::collections::{BTreeMap, HashSet};
-    use std::time::Instant;
 
     fn merged(source: &dyn Source, max: usize) -> RecordBatch {
         let mut all = RecordBatch::default();
@@ -231,27 +230,6 @@ mod tests {
         let empty = out.path().join("empty");
         assert_eq!(write_markdown_tree(&empty, 0, 5).expect("write"), 0);
         assert!(empty.is_dir());
-    }
-
-    /// Generation must stay cheap next to what it feeds: a regression here
-    /// makes every benchmark measure the generator. Release builds only,
-    /// where the bound means something.
-    #[test]
-    fn generation_is_fast() {
-        if cfg!(debug_assertions) {
-            return;
-        }
-        let target = 32u64 << 20;
-        let started = Instant::now();
-        let mut bytes = 0;
-        for batch in GeneratedSource::new(target, 9).batches(512) {
-            bytes += batch.expect("generated").bytes();
-        }
-        let elapsed = started.elapsed();
-        assert!(bytes >= target);
-        // 32 MiB in under a second is a tenfold margin over what this
-        // generator does on a laptop core.
-        assert!(elapsed.as_secs_f64() < 1.0, "{elapsed:?} for {bytes} bytes");
     }
 
     #[test]
