@@ -28,11 +28,13 @@ use crate::plugin::PhaseOutcome;
 use crate::policy::kill_switch::{self, Dispatcher, Refusal};
 use crate::run::plan::PlanWriter;
 use crate::run::report::{
-    self, IntegrityReport, KillSwitchReport, PhaseSummary, Summary, Verdict, FINDING_EXAMPLES,
+    self, IntegrityReport, KillSwitchReport, PhaseSummary, Resources, Summary, Verdict,
+    FINDING_EXAMPLES,
 };
 use crate::run::state::{PluginIdentity, RunState, State};
 use crate::run::RunDir;
 use crate::source::Source;
+use crate::sys;
 use crate::worker::protocol::WireMode;
 use crate::worker::Worker;
 
@@ -107,6 +109,7 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
             artifact_sha256_after: None,
             problems: Vec::new(),
         },
+        resources: Resources::default(),
         duration_ms: 0,
     };
 
@@ -119,7 +122,13 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
     summary.verdict = verdict;
     summary.reason = reason.clone();
     summary.duration_ms = millis(started.elapsed());
+    summary.resources = Resources {
+        host_max_rss_kib: sys::max_rss_kib(false),
+        // The host only ever waits for its worker.
+        worker_max_rss_kib: sys::max_rss_kib(true).filter(|kib| *kib > 0),
+    };
     report::write_kb(&run.path, &summary)?;
+    report::write_plan_sums(&run.path, &summary)?;
     report::write_approvals(&run.path, &summary)?;
     report::write_summary(&run.path, &summary)?;
     match reason {

@@ -152,6 +152,22 @@ pub fn worker_library_path() -> String {
     format!("/proc/self/fd/{WORKER_LIBRARY_FD}")
 }
 
+/// Peak resident memory in KiB: of this process (`children = false`), or
+/// of the largest child it has waited for (`children = true`).
+pub fn max_rss_kib(children: bool) -> Option<u64> {
+    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is a valid, writable rusage; getrusage fills it or
+    // returns -1, and it is only read after success.
+    let usage = unsafe {
+        if libc::getrusage(who, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    u64::try_from(usage.ru_maxrss).ok()
+}
+
 /// The name of a signal, for reports.
 pub fn signal_name(signal: i32) -> String {
     let name = match signal {

@@ -43,6 +43,7 @@ fn main() {
 
     let verify = bench_verify(&sidecar, &target.join("bench-tree"), runs);
     let inspect = bench_inspect(&sidecar, &plugin, &root);
+    let dry = bench_dry_run(&sidecar, &target, 3);
 
     let (s, p) = (verify.0.as_secs_f64(), verify.1.as_secs_f64());
     let mb_s = |secs: f64| TREE_BYTES as f64 / 1e6 / secs;
@@ -60,6 +61,76 @@ fn main() {
         format!("python3 -S {p:.1} ms"),
         format!("ratio {:.2}x (target <= 0.25x)", s / p),
     );
+    let (s, p) = (dry.speed.0.as_secs_f64(), dry.speed.1.as_secs_f64());
+    summary(
+        "dry-run generated:100M",
+        format!("sidecar {s:.2} s"),
+        format!("bare parse+hash {p:.2} s"),
+        format!("ratio {:.2}x (target <= 2x)", s / p),
+    );
+    let (small, large) = dry.rss_kib;
+    summary(
+        "dry-run peak RSS",
+        format!("100M {:.1} MiB", small as f64 / 1024.0),
+        format!("1G {:.1} MiB", large as f64 / 1024.0),
+        format!("ratio {:.2}x (target <= 1.2x)", large as f64 / small as f64),
+    );
+}
+
+/// What the dry-run bench measured.
+struct DryRunFigures {
+    /// Medians of a 100 MB dry run and of the bare peer on the same corpus.
+    speed: (Duration, Duration),
+    /// Peak RSS (host + worker, KiB) of a 100 MB and of a 1 GB dry run.
+    rss_kib: (u64, u64),
+}
+
+/// The o8a plugin (the one that parses Markdown, like the peer) on a
+/// generated corpus, against `bare-cut` generating and parsing the same
+/// documents; then peak memory at 100 MB and 1 GB, which must stay flat.
+fn bench_dry_run(sidecar: &Path, target: &Path, rounds: usize) -> DryRunFigures {
+    let plugin = sidecar_tests::reference_plugin("iu-cutter-v0.6-o8a");
+    let bare = target.join("release/bare-cut");
+    assert!(
+        bare.exists(),
+        "{} is missing: `cargo build --release -p sidecar-tests`",
+        bare.display()
+    );
+    let runs_dir = target.join("bench-runs");
+    let dry_run = |size: &str| {
+        let _ = fs::remove_dir_all(&runs_dir);
+        let mut cmd = Command::new(sidecar);
+        cmd.arg("dry-run")
+            .arg(&plugin)
+            .arg("--source")
+            .arg(format!("generated:{size}"))
+            .arg("--runs-dir")
+            .arg(&runs_dir);
+        let elapsed = run(&mut cmd);
+        let run_dir =
+            fs::read_dir(&runs_dir).expect("runs").next().expect("one run").expect("entry").path();
+        let summary: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(run_dir.join("summary.json")).expect("summary"),
+        )
+        .expect("json");
+        let kib = |key: &str| summary["resources"][key].as_u64().expect("rss in summary.json");
+        (elapsed, kib("host_max_rss_kib") + kib("worker_max_rss_kib"))
+    };
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (elapsed, _) = dry_run("100M");
+        ours.push(elapsed);
+        peer.push(run(Command::new(&bare).arg("100M")));
+        println!(
+            "dry-run: round {round}/{rounds}  sidecar {:.2} s  bare {:.2} s",
+            ours[round - 1].as_secs_f64(),
+            peer[round - 1].as_secs_f64()
+        );
+    }
+    let (_, small) = dry_run("100M");
+    let (_, large) = dry_run("1G");
+    let _ = fs::remove_dir_all(&runs_dir);
+    DryRunFigures { speed: (median(ours), median(peer)), rss_kib: (small, large) }
 }
 
 /// Medians of `sidecar verify` and `sha256sum -c` on the sealed tree.

@@ -114,6 +114,13 @@ fn both_reference_versions_produce_complete_run_folders() {
             assert!(run.join("kb").join(report).is_file(), "{report}");
         }
         assert!(!plan_files(&run).iter().any(|(name, _)| name.ends_with(".partial")));
+        let check = std::process::Command::new("sha256sum")
+            .args(["--check", "--strict", "--quiet", "SHA256SUMS"])
+            .current_dir(run.join("plan"))
+            .status()
+            .expect("sha256sum");
+        assert!(check.success(), "plan/SHA256SUMS must check");
+        assert!(summary["resources"]["worker_max_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
         assert_eq!(snapshot(&dir), before, "the plugin directory must be untouched");
     }
 }
@@ -196,6 +203,25 @@ fn a_crash_mid_phase_leaves_a_truthful_run_json() {
         plan_files(&run).iter().all(|(name, _)| name.ends_with(".partial")),
         "no plan may look complete"
     );
+}
+
+#[test]
+fn write_verify_catches_a_cutter_that_loses_bytes() {
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("broken_cutter");
+    let (out, run) = dry_run(&scratch, &dir, &[]);
+    out.expect(1, "phase `write_verify` on batch 0: units-do-not-concatenate kb/");
+    let state = json(&run.join("run.json"));
+    assert_eq!(
+        (state["state"].as_str(), state["phase"].as_str()),
+        (Some("failed"), Some("write_verify"))
+    );
+    let summary = json(&run.join("summary.json"));
+    assert_eq!(summary["verdict"], "failed");
+    let write_verify = &summary["phases"][4];
+    assert_eq!(write_verify["status"], "failed");
+    assert!(write_verify["findings"]["error"].as_u64().expect("errors") > 0);
+    assert_eq!(summary["phases"][5]["status"], "not_run", "the run stops where a live run would");
 }
 
 #[test]

@@ -81,6 +81,14 @@ fn human(summary: &Summary) -> String {
             phase.findings.warning
         ));
     }
+    let r = &summary.resources;
+    if let (Some(host), Some(worker)) = (r.host_max_rss_kib, r.worker_max_rss_kib) {
+        out.push_str(&format!(
+            "  peak memory  host {} MiB, worker {} MiB\n",
+            host / 1024,
+            worker / 1024
+        ));
+    }
     if let Some(unchanged) = summary.integrity.plugin_dir_unchanged {
         out.push_str(&format!(
             "  plugin directory byte-identical after the run: {}\n",

@@ -139,8 +139,34 @@ pub struct Summary {
     pub kill_switch: KillSwitchReport,
     /// The plugin directory afterwards.
     pub integrity: IntegrityReport,
+    /// Peak memory of the processes of the run.
+    pub resources: Resources,
     /// Wall time of the run.
     pub duration_ms: u64,
+}
+
+/// Peak resident memory, in KiB; `null` when not measured (the worker's is
+/// known only after it has exited).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Resources {
+    /// The host process.
+    pub host_max_rss_kib: Option<u64>,
+    /// The plugin's worker process.
+    pub worker_max_rss_kib: Option<u64>,
+}
+
+/// Writes `plan/SHA256SUMS`, so `sha256sum -c SHA256SUMS` inside `plan/`
+/// checks every finished plan file against the digests the reports quote.
+pub fn write_plan_sums(run_dir: &Path, summary: &Summary) -> io::Result<()> {
+    let mut text = String::new();
+    for plan in summary.phases.iter().filter_map(|p| p.plan.as_ref()) {
+        let name = plan.file.strip_prefix("plan/").unwrap_or(&plan.file);
+        let _ = writeln!(text, "{}  {name}", plan.sha256);
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    write_atomically(&run_dir.join("plan").join("SHA256SUMS"), text.as_bytes())
 }
 
 /// `approvals/<phase>.json`: what a reviewer must sign off before the plan

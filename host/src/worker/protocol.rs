@@ -7,7 +7,10 @@
 //! caught before anything else is exchanged.
 //!
 //! A frame is a little-endian `u32` length followed by that many bytes of
-//! JSON. This module does no I/O of its own beyond reading and writing frames.
+//! `postcard` (a compact serde encoding: strings are a length and their
+//! bytes). Batches and plans carry every document body and unit twice over;
+//! JSON's escaping and parsing of those bodies was most of a run's overhead.
+//! This module does no I/O of its own beyond reading and writing frames.
 
 use std::io::{self, Read, Write};
 
@@ -36,7 +39,7 @@ pub enum WireMode {
 
 /// What the host asks of a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "request", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Load the library at the inherited descriptor and check its ABI.
     Load,
@@ -69,7 +72,7 @@ pub enum Request {
 
 /// What a worker sends back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The first message of every worker.
     Hello {
@@ -94,7 +97,7 @@ pub enum Event {
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Reply {
     /// The library loaded and its ABI checked out.
     Loaded {
@@ -128,7 +131,7 @@ pub enum Reply {
 
 /// A failed answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "error", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum WireError {
     /// The plugin returned an error.
     Plugin {
@@ -155,7 +158,7 @@ pub enum WireError {
 
 /// Writes one frame.
 pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
-    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let body = postcard::to_allocvec(message).map_err(io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|len| *len <= MAX_FRAME)
@@ -179,7 +182,7 @@ pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Opti
     }
     let mut body = vec![0u8; len as usize];
     input.read_exact(&mut body)?;
-    serde_json::from_slice(&body)
+    postcard::from_bytes(&body)
         .map(Some)
         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
 }

@@ -91,4 +91,49 @@ fn segfault() -> ! {
     unreachable!("the write above faults")
 }
 
+#[cfg(not(feature = "broken_cutter"))]
 sidecar_abi::export_plugin!(Hostile);
+
+#[cfg(feature = "broken_cutter")]
+sidecar_abi::export_plugin!(broken::BrokenCutterPlugin);
+
+/// The IU cutter with a cutter that drops the last byte of every piece but
+/// the last, so the units no longer concatenate to the body.
+#[cfg(feature = "broken_cutter")]
+mod broken {
+    use iu_cutter_core::sidecar::{plugin_info, SidecarRun};
+    use iu_cutter_core::{Cutter, MarkdownCutter, Piece};
+    use sidecar_abi::sdk::{Context, Plugin};
+    use sidecar_abi::{Mode, PluginError, PluginInfo};
+
+    pub struct DropsAByte;
+
+    impl Cutter for DropsAByte {
+        fn cut(&self, body: &str) -> Vec<Piece> {
+            let mut pieces = MarkdownCutter.cut(body);
+            let last = pieces.len().saturating_sub(1);
+            for piece in &mut pieces[..last] {
+                if piece.end > piece.start + 1 && body.is_char_boundary(piece.end - 1) {
+                    piece.end -= 1;
+                }
+            }
+            pieces
+        }
+    }
+
+    pub struct BrokenCutterPlugin;
+
+    impl Plugin for BrokenCutterPlugin {
+        type Run = SidecarRun<DropsAByte>;
+
+        fn info() -> PluginInfo {
+            let mut info = plugin_info("1.0");
+            info.name = "test-plugin".into();
+            info
+        }
+
+        fn start_run(ctx: Context, _mode: Mode) -> Result<Self::Run, PluginError> {
+            Ok(SidecarRun::new(ctx, DropsAByte))
+        }
+    }
+}
