@@ -51,6 +51,7 @@ demo: plugins
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) verify $(PLUGINS_OUT)/$$p; done
 	@echo
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) inspect $(PLUGINS_OUT)/$$p; echo; done
+	@for p in $(REFERENCE_PLUGINS); do $(BIN) dry-run $(PLUGINS_OUT)/$$p; echo; done
 
 test: plugins test-plugins
 	$(CARGO) test --release --locked --workspace
