@@ -14,4 +14,5 @@ pub mod policy;
 pub mod run;
 pub mod source;
 pub mod sys;
+pub mod time;
 pub mod worker;

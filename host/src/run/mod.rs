@@ -34,7 +34,7 @@ impl RunDir {
     /// and the plugin so a listing reads in order.
     pub fn create(runs_dir: &Path, plugin: &str) -> io::Result<Self> {
         std::fs::create_dir_all(runs_dir)?;
-        let stamp = compact_timestamp(SystemTime::now());
+        let stamp = crate::time::compact(crate::time::unix_seconds(SystemTime::now()));
         let slug: String = plugin
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
@@ -63,45 +63,12 @@ impl RunDir {
 
 /// `2026-11-21T19:22:15Z`.
 pub fn rfc3339(time: SystemTime) -> String {
-    let (date, (h, m, s)) = civil(time);
-    format!("{}-{:02}-{:02}T{h:02}:{m:02}:{s:02}Z", date.0, date.1, date.2)
-}
-
-/// `20261121T192215Z`, for run ids.
-fn compact_timestamp(time: SystemTime) -> String {
-    let (date, (h, m, s)) = civil(time);
-    format!("{}{:02}{:02}T{h:02}{m:02}{s:02}Z", date.0, date.1, date.2)
-}
-
-/// UTC calendar date and time of day (Howard Hinnant's days-to-civil).
-fn civil(time: SystemTime) -> ((i64, u32, u32), (u64, u64, u64)) {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    ((year, month, day), (rem / 3_600, rem % 3_600 / 60, rem % 60))
+    crate::time::rfc3339(crate::time::unix_seconds(time))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_288_935); // 2026-11-21T19:22:15Z
-        assert_eq!(rfc3339(t), "2026-11-21T19:22:15Z");
-        assert_eq!(compact_timestamp(t), "20261121T192215Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn run_ids_are_unique_and_folders_complete() {
