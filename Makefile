@@ -13,7 +13,7 @@ REFERENCE_PLUGINS := iu-cutter-v0.6 iu-cutter-v0.6-o8a
 # Deliberately misbehaving builds of tests/plugins/hostile, one per feature.
 HOSTILE_VARIANTS := well_behaved panic_in_describe abort_in_describe segfault_in_describe hang_in_describe \
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
-	flips_execution_enabled broken_cutter incompatible_abi
+	flips_execution_enabled invalid_plan broken_cutter incompatible_abi
 
 .PHONY: all build plugins test-plugins demo test lint ci bench clean
 

@@ -9,8 +9,10 @@
 //!    refused; otherwise stop `refused`;
 //! 3. for each batch of the source, each phase in the plugin's order through
 //!    the kill-switch dispatcher (`running`); a failed phase, an error
-//!    finding, a phase not implemented, an invalid plan or a crash stops the
-//!    run `failed` there, as a live run would have stopped;
+//!    finding, a phase not implemented or a crash stops the run `failed`
+//!    there, as a live run would have stopped; an invalid plan (checked on
+//!    the plan writer's thread) stops it before any outcome of the next
+//!    batch is recorded;
 //! 4. the kill-switch is read again, the plugin directory re-verified and
 //!    compared file by file (`completed`, or `refused` / `failed`).
 //!
@@ -26,17 +28,17 @@ use crate::integrity::{self, lock::LockFile};
 use crate::load::{self, LoadError, LoadedPlugin};
 use crate::plugin::PhaseOutcome;
 use crate::policy::kill_switch::{self, Dispatcher, Refusal};
-use crate::run::plan::PlanWriter;
+use crate::run::plan::{PlanSink, PlanWriter, Rejected};
 use crate::run::report::{
     self, IntegrityReport, KillSwitchReport, PhaseSummary, Resources, Summary, Verdict,
     FINDING_EXAMPLES,
 };
 use crate::run::state::{PluginIdentity, RunState, State};
 use crate::run::RunDir;
-use crate::source::Source;
+use crate::source::{self, Source};
 use crate::sys;
 use crate::worker::protocol::WireMode;
-use crate::worker::Worker;
+use crate::worker::{PhaseReply, Worker};
 
 /// What a dry run needs.
 #[derive(Debug)]
@@ -83,7 +85,8 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
         .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
     let run = RunDir::create(options.runs_dir, &label)?;
     let mut state = RunState::create(&run.path, &run.id, "dry-run")?;
-    state.record.source = Some(source.describe());
+    let identity = source.describe();
+    state.record.source = Some(identity.clone());
 
     let mut summary = Summary {
         schema_version: 1,
@@ -93,7 +96,7 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
         reason: None,
         plugin: None,
         declared: None,
-        source: source.describe(),
+        source: identity,
         batches: 0,
         documents: 0,
         phases: Vec::new(),
@@ -119,6 +122,15 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
         Err(Stop::Failed(reason)) => (Verdict::Failed, State::Failed, Some(reason)),
         Err(Stop::Refused(reason)) => (Verdict::Refused, State::Refused, Some(reason)),
     };
+    if verdict == Verdict::Completed {
+        // A source that could not count without reading (generated) has now
+        // been read whole.
+        let read = Some(summary.documents);
+        summary.source.documents = summary.source.documents.or(read);
+        if let Some(source) = state.record.source.as_mut() {
+            source.documents = source.documents.or(read);
+        }
+    }
     summary.verdict = verdict;
     summary.reason = reason.clone();
     summary.duration_ms = millis(started.elapsed());
@@ -242,43 +254,75 @@ fn run_phases(
                 .map_err(|e| failed(format!("cannot create the plan of `{}`: {e}", phase.name)))?,
         );
     }
+    let sink = PlanSink::spawn(plans).map_err(|e| failed(format!("plan writer: {e}")))?;
+    let mut durations = vec![Duration::ZERO; summary.phases.len()];
 
-    for (batch_index, batch) in source.batches(options.batch_size).enumerate() {
-        let batch_index = batch_index as u64;
-        let batch = batch.map_err(|e| failed(format!("source: {e}")))?;
-        summary.batches += 1;
-        summary.documents += batch.documents.len() as u64;
-        worker.load_batch(batch).map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
-        for (index, phase) in summary.phases.iter_mut().enumerate() {
-            state
-                .running(&phase.name, batch_index)
-                .map_err(|e| failed(format!("run.json: {e}")))?;
-            let started = Instant::now();
-            let outcome = Dispatcher::new(worker).run_phase(&phase.name, WireMode::DryRun);
-            phase.duration_ms += millis(started.elapsed());
-            let outcome = outcome.map_err(|e| {
-                phase.status = "failed".to_owned();
-                failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
-            })?;
-            plans[index].append(batch_index, &outcome.plan).map_err(|e| {
-                phase.status = "failed".to_owned();
-                failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
-            })?;
-            phase.ops = plans[index].ops().clone();
-            absorb(phase, &outcome);
-            if let Some(reason) = stop_reason(phase, &outcome) {
-                return Err(failed(format!(
-                    "phase `{}` on batch {batch_index}: {reason}",
-                    phase.name
-                )));
+    // Four things overlap: the source reads the next batch, the plugin runs
+    // a phase, the host reads the outcome of the phase before, and the sink
+    // writes its plan. The sink catches up once the next batch is on its way
+    // to the plugin, so a refused plan stops the run before any outcome of
+    // that next batch is recorded.
+    let names: Vec<String> = summary.phases.iter().map(|p| p.name.clone()).collect();
+    let result = std::thread::scope(|scope| {
+        let batches = source::read_ahead(scope, source.batches(options.batch_size), 2);
+        for (batch_index, batch) in batches.into_iter().enumerate() {
+            let batch_index = batch_index as u64;
+            let batch = batch.map_err(|e| failed(format!("source: {e}")))?;
+            let documents = batch.documents.len() as u64;
+            let mut replies = Dispatcher::new(worker)
+                .run_batch(batch, &names, WireMode::DryRun)
+                .map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
+            sink.sync().map_err(|rejected| refused_plan(summary, state, rejected))?;
+            summary.batches += 1;
+            summary.documents += documents;
+            for (index, phase) in summary.phases.iter_mut().enumerate() {
+                state
+                    .running(&phase.name, batch_index)
+                    .map_err(|e| failed(format!("run.json: {e}")))?;
+                let PhaseReply { mut outcome, elapsed } = replies.next_phase().map_err(|e| {
+                    phase.status = "failed".to_owned();
+                    failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
+                })?;
+                durations[index] += elapsed;
+                phase.duration_ms = millis(durations[index]);
+                for op in &outcome.plan {
+                    *phase.ops.entry(op.action.clone()).or_default() += 1;
+                }
+                sink.append(index, batch_index, std::mem::take(&mut outcome.plan));
+                absorb(phase, &outcome);
+                if let Some(reason) = stop_reason(phase, &outcome) {
+                    return Err(failed(format!(
+                        "phase `{}` on batch {batch_index}: {reason}",
+                        phase.name
+                    )));
+                }
             }
+            replies.done().map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
         }
-    }
+        Ok(())
+    });
+    result?;
     worker.finish_run().map_err(|e| failed(format!("finish: {e}")))?;
-    for (phase, plan) in summary.phases.iter_mut().zip(plans) {
-        phase.plan = Some(plan.finish().map_err(|e| failed(e.to_string()))?);
+    let files = sink.finish().map_err(|rejected| refused_plan(summary, state, rejected))?;
+    for (phase, plan) in summary.phases.iter_mut().zip(files) {
+        phase.plan = Some(plan);
     }
     Ok(())
+}
+
+/// The run stops at a plan the sink refused: the phase fails, and run.json
+/// names the phase and batch of the refused operation.
+fn refused_plan(summary: &mut Summary, state: &mut RunState, rejected: Rejected) -> Stop {
+    let Some((index, batch)) = rejected.at else {
+        return Stop::Failed(rejected.error.to_string());
+    };
+    let Some(phase) = summary.phases.get_mut(index) else {
+        return Stop::Failed(rejected.error.to_string());
+    };
+    phase.status = "failed".to_owned();
+    state.record.phase = Some(phase.name.clone());
+    state.record.batch = Some(batch);
+    Stop::Failed(format!("phase `{}` on batch {batch}: {}", phase.name, rejected.error))
 }
 
 /// Adds one batch's outcome to the phase's totals.

@@ -108,11 +108,35 @@ pub struct PhaseOutcome {
     pub note: String,
 }
 
-impl From<&abi::PhaseOutcome> for PhaseOutcome {
-    fn from(outcome: &abi::PhaseOutcome) -> Self {
-        Self {
+/// A phase outcome as the worker sends it: the plugin's own value, encoded
+/// through borrowed views, so no after-image is copied before it reaches the
+/// channel. It encodes to exactly the bytes of the [`PhaseOutcome`] the host
+/// decodes (the same fields in the same order; a test holds them together).
+#[derive(Debug)]
+pub struct WireOutcome(pub abi::PhaseOutcome);
+
+impl Serialize for WireOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Outcome<'a> {
+            status: String,
+            counts: Vec<(&'a str, u64)>,
+            findings: Vec<Finding>,
+            plan: Vec<Op<'a>>,
+            note: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Op<'a> {
+            action: String,
+            table: &'a str,
+            key: &'a str,
+            after_image: &'a str,
+        }
+        let outcome = &self.0;
+        Outcome {
             status: outcome.status.to_string(),
-            counts: outcome.counts.iter().map(|t| (t.0.to_string(), t.1)).collect(),
+            counts: outcome.counts.iter().map(|t| (t.0.as_str(), t.1)).collect(),
+            // Few and short: copied.
             findings: outcome
                 .findings
                 .iter()
@@ -126,14 +150,15 @@ impl From<&abi::PhaseOutcome> for PhaseOutcome {
             plan: outcome
                 .plan
                 .iter()
-                .map(|op| PlanOp {
+                .map(|op| Op {
                     action: op.action.to_string(),
-                    table: op.table.to_string(),
-                    key: op.key.to_string(),
-                    after_image: op.after_image.to_string(),
+                    table: op.table.as_str(),
+                    key: op.key.as_str(),
+                    after_image: op.after_image.as_str(),
                 })
                 .collect(),
-            note: outcome.note.to_string(),
+            note: outcome.note.as_str(),
         }
+        .serialize(serializer)
     }
 }

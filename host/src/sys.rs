@@ -168,6 +168,22 @@ pub fn max_rss_kib(children: bool) -> Option<u64> {
     u64::try_from(usage.ru_maxrss).ok()
 }
 
+/// Asks the kernel for a pipe buffer of `bytes` (capped at the system's
+/// `pipe-max-size`) so a whole worker frame fits without the writer
+/// waiting for the reader; best effort, the pipe works either way.
+pub fn grow_pipe(pipe: &impl AsRawFd, bytes: usize) {
+    let limit = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(1 << 20);
+    let size = libc::c_int::try_from(bytes.min(limit)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory; on a
+    // descriptor that is not a pipe it fails with EBADF/EINVAL, ignored.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size);
+    }
+}
+
 /// The name of a signal, for reports.
 pub fn signal_name(signal: i32) -> String {
     let name = match signal {

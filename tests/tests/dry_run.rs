@@ -222,6 +222,29 @@ fn write_verify_catches_a_cutter_that_loses_bytes() {
 }
 
 #[test]
+fn an_invalid_plan_stops_the_run_at_its_phase_and_batch() {
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("invalid_plan");
+    // The embedded corpus in three batches; the second batch's plan is bad.
+    let (out, run) = dry_run(&scratch, &dir, &["--batch-size", "100"]);
+    out.expect(
+        1,
+        "phase `record` on batch 1: the plugin returned an invalid after-image for \
+         information_unit key `1:0`: not a JSON object",
+    );
+    let state = json(&run.join("run.json"));
+    assert_eq!(state["state"], "failed");
+    assert_eq!((state["phase"].as_str(), state["batch"].as_u64()), (Some("record"), Some(1)));
+    let summary = json(&run.join("summary.json"));
+    assert_eq!(summary["verdict"], "failed");
+    assert_eq!(summary["phases"][1]["status"], "failed");
+    // Nothing of the batch after the bad one is recorded.
+    assert_eq!(summary["batches"], 2);
+    assert_eq!(summary["documents"], 200);
+    assert!(plan_files(&run).iter().all(|(name, _)| name.ends_with(".partial")));
+}
+
+#[test]
 fn a_panic_in_a_phase_fails_the_run_with_its_message() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("panic_in_phase");
@@ -244,6 +267,20 @@ fn a_directory_source_feeds_every_markdown_file() {
     let summary = json(&run.join("summary.json"));
     assert_eq!(summary["source"]["kind"], "dir");
     assert_eq!(summary["phases"][3]["ops"]["insert"], 4, "{:#}", summary["phases"][3]);
+}
+
+#[test]
+fn a_generated_source_is_counted_as_it_is_read() {
+    let scratch = Scratch::new();
+    let dir = scratch.reference("iu-cutter-v0.6");
+    let (out, run) = dry_run(&scratch, &dir, &["--source", "generated:300K:4"]);
+    out.expect(0, "documents in");
+    let summary = json(&run.join("summary.json"));
+    let read = summary["documents"].as_u64().expect("documents read");
+    assert!(read > 10, "{read}");
+    // Not known up front, filled in from what the run read.
+    assert_eq!(summary["source"]["documents"], read);
+    assert_eq!(json(&run.join("run.json"))["source"]["documents"], read);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The kill-switch, enforced by the host.
 //!
 //! The host has no way to run a phase live: no flag, variable or setting
-//! reaches [`Dispatcher::run_phase`] with anything but a dry run, and the
+//! reaches [`Dispatcher::run_batch`] with anything but a dry run, and the
 //! dispatcher refuses `Live` before the plugin is called. The only `Live`
 //! the host ever sends is the refusal probe's `start_run`, in a context with
 //! no data, to prove the plugin refuses it too. A plugin whose own switch
@@ -11,9 +11,10 @@
 
 use serde::Serialize;
 
-use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::plugin::PluginInfo;
+use crate::source::RecordBatch;
 use crate::worker::protocol::WireMode;
-use crate::worker::{Worker, WorkerError};
+use crate::worker::{BatchRun, Worker, WorkerError};
 
 /// Why the policy refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,14 +50,19 @@ impl<'w> Dispatcher<'w> {
         Self { worker }
     }
 
-    /// Runs a phase. `Live` is refused here, before the plugin is called.
-    pub fn run_phase(
-        &mut self,
-        phase: &str,
+    /// Runs `phases` in order on `batch`; the outcomes arrive through the
+    /// returned [`BatchRun`]. `Live` is refused here, before the plugin is
+    /// called.
+    pub fn run_batch(
+        self,
+        batch: RecordBatch,
+        phases: &[String],
         mode: WireMode,
-    ) -> Result<PhaseOutcome, DispatchError> {
-        refuse_live(phase, mode)?;
-        Ok(self.worker.run_phase(phase, mode)?)
+    ) -> Result<BatchRun<'w>, DispatchError> {
+        for phase in phases {
+            refuse_live(phase, mode)?;
+        }
+        Ok(self.worker.run_batch(batch, phases, mode)?)
     }
 }
 

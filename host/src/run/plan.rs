@@ -6,11 +6,16 @@
 //! phase has run on every batch, so a run that stopped half-way never leaves
 //! a file that looks like a complete plan. Its digest is the sha256 of the
 //! file's bytes, computed while writing.
+//!
+//! [`PlanSink`] does the checking, hashing and writing on a thread of its
+//! own, so that it overlaps the plugin's next phase instead of adding to it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -54,6 +59,9 @@ pub enum PlanError {
         /// What is wrong.
         reason: String,
     },
+    /// The writer thread ended unexpectedly.
+    #[error("the plan writer stopped unexpectedly")]
+    WriterGone,
     /// Writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -130,6 +138,116 @@ impl PlanWriter {
             sha256: Sha256Digest(self.hasher.finalize().into()),
             ops: self.ops,
         })
+    }
+}
+
+/// The plan files of a run, written on their own thread.
+///
+/// Operations are queued with [`append`](Self::append); [`sync`](Self::sync)
+/// waits until everything queued is written and reports the first
+/// operation refused since the last sync. A refused operation stops the
+/// writing of every plan: the run is failing.
+#[derive(Debug)]
+pub struct PlanSink {
+    jobs: Option<SyncSender<Job>>,
+    synced: Receiver<Option<Rejected>>,
+    thread: Option<JoinHandle<Vec<PlanWriter>>>,
+}
+
+/// Why the sink could not write a plan, and for which phase (its index in
+/// the run's plan files) and batch when one operation was refused.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The phase index and batch of the refused operation.
+    pub at: Option<(usize, u64)>,
+    /// Why.
+    pub error: PlanError,
+}
+
+impl From<PlanError> for Rejected {
+    fn from(error: PlanError) -> Self {
+        Self { at: None, error }
+    }
+}
+
+#[derive(Debug)]
+enum Job {
+    Append { phase: usize, batch: u64, ops: Vec<PlanOp> },
+    Sync,
+}
+
+/// Phase outcomes queued ahead of the writer; each holds one batch's plan.
+const QUEUE: usize = 8;
+
+impl PlanSink {
+    /// Starts the writer thread for `plans`, one per phase, in order.
+    pub fn spawn(plans: Vec<PlanWriter>) -> io::Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+        let (ack, synced) = mpsc::sync_channel(1);
+        let thread = thread::Builder::new().name("plan-writer".into()).spawn(move || {
+            let mut plans = plans;
+            let mut rejected = None;
+            for job in queue {
+                match job {
+                    Job::Append { phase, batch, ops } if rejected.is_none() => {
+                        if let Some(plan) = plans.get_mut(phase) {
+                            if let Err(error) = plan.append(batch, &ops) {
+                                rejected = Some(Rejected { at: Some((phase, batch)), error });
+                            }
+                        }
+                    }
+                    Job::Append { .. } => {}
+                    Job::Sync => {
+                        if ack.send(rejected.take()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            plans
+        })?;
+        Ok(Self { jobs: Some(jobs), synced, thread: Some(thread) })
+    }
+
+    /// Queues one batch's operations of plan `phase`.
+    pub fn append(&self, phase: usize, batch: u64, ops: Vec<PlanOp>) {
+        if let Some(jobs) = &self.jobs {
+            // A closed queue means the thread is gone; `sync` reports it.
+            let _ = jobs.send(Job::Append { phase, batch, ops });
+        }
+    }
+
+    /// Waits until everything queued is written; the first operation
+    /// refused since the last sync, if any.
+    pub fn sync(&self) -> Result<(), Rejected> {
+        let jobs = self.jobs.as_ref().ok_or(PlanError::WriterGone)?;
+        jobs.send(Job::Sync).map_err(|_| PlanError::WriterGone)?;
+        match self.synced.recv() {
+            Ok(None) => Ok(()),
+            Ok(Some(rejected)) => Err(rejected),
+            Err(_) => Err(PlanError::WriterGone.into()),
+        }
+    }
+
+    /// Writes what is queued, then closes every plan file: synced and
+    /// renamed into place, in phase order.
+    pub fn finish(mut self) -> Result<Vec<PlanFile>, Rejected> {
+        self.sync()?;
+        self.jobs = None;
+        let thread = self.thread.take().ok_or(PlanError::WriterGone)?;
+        let plans = thread.join().map_err(|_| PlanError::WriterGone)?;
+        Ok(plans.into_iter().map(PlanWriter::finish).collect::<Result<_, _>>()?)
+    }
+}
+
+impl Drop for PlanSink {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread; the unfinished files stay
+        // `.partial`.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

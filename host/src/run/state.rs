@@ -1,9 +1,15 @@
 //! `run.json`: where a run is and why, rewritten atomically at every step so
 //! a crash at any point leaves a file that says where it stopped.
+//!
+//! Every lifecycle change is written (and synced) at once. Progress inside
+//! `running` (which phase, which batch) is refreshed at most every
+//! [`PROGRESS_INTERVAL`]: a run calls a phase several hundred times a
+//! second, and a rename per call cost more than the phases themselves. A
+//! stop always records the exact phase and batch.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,12 +95,17 @@ pub struct RunRecord {
     pub history: Vec<Transition>,
 }
 
+/// How stale the phase and batch of a `running` run.json may be.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
 /// The live `run.json` of a run in progress.
 #[derive(Debug)]
 pub struct RunState {
     path: PathBuf,
-    /// The record as last written.
+    /// The record as last written, or as it will be at the next write.
     pub record: RunRecord,
+    /// When the file was last written.
+    written: Instant,
 }
 
 impl RunState {
@@ -116,7 +127,7 @@ impl RunState {
             updated_at: now.clone(),
             history: vec![Transition { state: State::Created, at: now }],
         };
-        let state = Self { path: dir.join("run.json"), record };
+        let mut state = Self { path: dir.join("run.json"), record, written: Instant::now() };
         state.write()?;
         Ok(state)
     }
@@ -138,13 +149,20 @@ impl RunState {
         self.write()
     }
 
-    /// Records the phase and batch now running. Atomic but not synced: the
-    /// next step supersedes it, and a final state is always synced.
+    /// Records the phase and batch now running: written when the run
+    /// enters `running`, then at most every [`PROGRESS_INTERVAL`], atomic
+    /// but not synced (the next step supersedes it, and a final state is
+    /// always synced).
     pub fn running(&mut self, phase: &str, batch: u64) -> io::Result<()> {
-        self.record.phase = Some(phase.to_owned());
+        if self.record.phase.as_deref() != Some(phase) {
+            self.record.phase = Some(phase.to_owned());
+        }
         self.record.batch = Some(batch);
         if self.record.state != State::Running {
             return self.enter(State::Running);
+        }
+        if self.written.elapsed() < PROGRESS_INTERVAL {
+            return Ok(());
         }
         self.record.updated_at = rfc3339(SystemTime::now());
         self.write_with(false)
@@ -156,13 +174,51 @@ impl RunState {
         self.enter(state)
     }
 
-    fn write(&self) -> io::Result<()> {
+    fn write(&mut self) -> io::Result<()> {
         self.write_with(true)
     }
 
-    fn write_with(&self, sync: bool) -> io::Result<()> {
+    fn write_with(&mut self, sync: bool) -> io::Result<()> {
         let mut text = serde_json::to_string_pretty(&self.record).map_err(io::Error::other)?;
         text.push('\n');
-        replace_file(&self.path, text.as_bytes(), sync)
+        replace_file(&self.path, text.as_bytes(), sync)?;
+        self.written = Instant::now();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_throttled_but_a_stop_records_the_exact_phase_and_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = RunState::create(dir.path(), "r1", "dry-run").expect("create");
+        let read = || RunState::read(&dir.path().join("run.json")).expect("read");
+        state.running("discover", 0).expect("running");
+        let entered = read();
+        assert_eq!(entered.state, State::Running);
+        assert_eq!((entered.phase.as_deref(), entered.batch), (Some("discover"), Some(0)));
+
+        // Within the interval, progress stays in memory only.
+        state.written = Instant::now();
+        state.running("backup", 0).expect("running");
+        assert_eq!(read().phase.as_deref(), Some("discover"));
+
+        // Once the interval has passed, it is written.
+        state.written = Instant::now() - PROGRESS_INTERVAL;
+        state.running("cut_leg_a", 3).expect("running");
+        assert_eq!((read().phase.as_deref(), read().batch), (Some("cut_leg_a"), Some(3)));
+
+        state.written = Instant::now();
+        state.running("leg_b_record", 4).expect("running");
+        state.stop(State::Failed, "crashed").expect("stop");
+        let stopped = read();
+        assert_eq!(stopped.state, State::Failed);
+        assert_eq!((stopped.phase.as_deref(), stopped.batch), (Some("leg_b_record"), Some(4)));
+        assert_eq!(stopped.reason.as_deref(), Some("crashed"));
+        let states: Vec<State> = stopped.history.iter().map(|t| t.state.clone()).collect();
+        assert_eq!(states, [State::Created, State::Running, State::Failed]);
     }
 }

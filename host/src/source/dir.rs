@@ -112,7 +112,7 @@ impl Source for DirSource {
             kind: "dir".to_owned(),
             location: self.root.display().to_string(),
             digest: self.digest.clone(),
-            documents: self.files.len() as u64,
+            documents: Some(self.files.len() as u64),
         }
     }
 
@@ -376,7 +376,7 @@ mod tests {
             listing.push_str(&format!("{}  {path}\n", sha256_hex(body.as_bytes())));
         }
         assert_eq!(identity.digest, sha256_hex(listing.as_bytes()));
-        assert_eq!(identity.documents, 4);
+        assert_eq!(identity.documents, Some(4));
         assert_eq!(identity.location, dir.path().display().to_string());
         // Any byte of any document changes it; a non-Markdown file does not.
         write(dir.path(), "a/notes.txt", b"edited");

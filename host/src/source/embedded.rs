@@ -177,7 +177,7 @@ impl Source for EmbeddedSource {
             kind: "embedded".to_owned(),
             location: "embedded".to_owned(),
             digest: spec_digest("embedded", SEED, &format!("documents={}", self.schedule.len())),
-            documents: self.schedule.len() as u64,
+            documents: Some(self.schedule.len() as u64),
         }
     }
 
@@ -983,7 +983,7 @@ pub(crate) mod tests {
         let identity = EmbeddedSource::new().describe();
         assert_eq!(identity.kind, "embedded");
         assert_eq!(identity.location, "embedded");
-        assert_eq!(identity.documents, DOCUMENTS as u64);
+        assert_eq!(identity.documents, Some(DOCUMENTS as u64));
         assert_eq!(identity.digest, spec_digest("embedded", SEED, "documents=300"));
         assert_ne!(identity.digest, spec_digest("embedded", SEED + 1, "documents=300"));
     }

@@ -49,8 +49,10 @@ pub struct SourceIdentity {
     /// `embedded` and `generated` (stable across runs and machines), over the
     /// sorted `sha256sum` lines of the files for `dir`.
     pub digest: String,
-    /// How many documents the source yields.
-    pub documents: u64,
+    /// How many documents the source yields, when known without reading it
+    /// all (`null` for `generated` until a run has read it; a run fills it
+    /// in with the count it read).
+    pub documents: Option<u64>,
 }
 
 /// The batches of a source, in order. An error ends the sequence.
@@ -62,13 +64,33 @@ pub type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch, SourceError>>
 /// byte-identical batches on every call and every run; a different
 /// `max_documents` only regroups the same records.
 pub trait Source: Send + Sync {
-    /// What this source is. Cheap, except that a generated source counts its
-    /// documents on the first call (one generation pass, then remembered).
+    /// What this source is. Always cheap: nothing is read or generated.
     fn describe(&self) -> SourceIdentity;
 
     /// The records, at most `max_documents` documents per batch (a
     /// `max_documents` of 0 is taken as 1, so a batch is never empty).
     fn batches(&self, max_documents: usize) -> Batches<'_>;
+}
+
+/// The batches read ahead on a thread of `scope`, at most `ahead` ready
+/// before they are taken, so that reading or generating the next batch
+/// overlaps the work on this one. The order and the contents are those of
+/// `batches`. Dropping the receiver stops the thread after the batch in
+/// hand.
+pub fn read_ahead<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    batches: Batches<'env>,
+    ahead: usize,
+) -> std::sync::mpsc::Receiver<Result<RecordBatch, SourceError>> {
+    let (ready, taken) = std::sync::mpsc::sync_channel(ahead);
+    scope.spawn(move || {
+        for batch in batches {
+            if ready.send(batch).is_err() {
+                break;
+            }
+        }
+    });
+    taken
 }
 
 /// Why a source cannot be opened or read. Each names the spec or file at
@@ -198,12 +220,32 @@ mod tests {
     }
 
     #[test]
+    fn reading_ahead_yields_the_same_batches_and_stops_when_dropped() {
+        let source = EmbeddedSource::new();
+        let direct: Vec<RecordBatch> =
+            source.batches(40).map(|b| b.expect("embedded batch")).collect();
+        let ahead: Vec<RecordBatch> = std::thread::scope(|scope| {
+            read_ahead(scope, source.batches(40), 2)
+                .into_iter()
+                .map(|b| b.expect("batch"))
+                .collect()
+        });
+        assert_eq!(ahead, direct);
+        // Taking one batch and dropping the rest ends the thread (the scope
+        // would hang otherwise).
+        std::thread::scope(|scope| {
+            let batches = read_ahead(scope, source.batches(1), 1);
+            assert!(batches.recv().is_ok());
+        });
+    }
+
+    #[test]
     fn spec_none_and_embedded_are_the_embedded_corpus() {
         let none = parse_source_spec(None).expect("default").describe();
         let named = parse_source_spec(Some("embedded")).expect("embedded").describe();
         assert_eq!(none, named);
         assert_eq!(none.kind, "embedded");
-        assert_eq!(none.documents, embedded::DOCUMENTS as u64);
+        assert_eq!(none.documents, Some(embedded::DOCUMENTS as u64));
     }
 
     #[test]
@@ -227,7 +269,7 @@ mod tests {
         let spec = format!("dir:{}", dir.path().display());
         let identity = parse_source_spec(Some(&spec)).expect("dir").describe();
         assert_eq!(identity.kind, "dir");
-        assert_eq!(identity.documents, 1);
+        assert_eq!(identity.documents, Some(1));
     }
 
     #[test]

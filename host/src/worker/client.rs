@@ -16,11 +16,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::protocol::{
-    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, PROTOCOL, PROTOCOL_VERSION,
+    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, FRAME_BUFFER, PROTOCOL,
+    PROTOCOL_VERSION,
 };
 use crate::plugin::{PhaseOutcome, PluginInfo};
 use crate::source::record::RecordBatch;
 use crate::sys::{self, SealedLibrary};
+
+/// The pipe buffer asked for each direction of the worker channel.
+const PIPE_BYTES: usize = 1 << 20;
 
 /// How many of the worker's last stderr lines a crash report keeps.
 const STDERR_TAIL: usize = 20;
@@ -127,10 +131,13 @@ impl Worker {
             let _ = child.wait();
             return Err(WorkerError::Spawn(io::Error::other("worker pipes missing")));
         };
+        // A batch or a phase's plan is often larger than the default 64 KiB.
+        sys::grow_pipe(&stdin, PIPE_BYTES);
+        sys::grow_pipe(&stdout, PIPE_BYTES);
 
         let (event_tx, events) = mpsc::channel();
         thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
+            let mut stdout = BufReader::with_capacity(FRAME_BUFFER, stdout);
             loop {
                 match read_frame::<Event>(&mut stdout) {
                     Ok(Some(event)) => {
@@ -167,7 +174,7 @@ impl Worker {
         let mut worker = Self {
             label: label.to_owned(),
             child,
-            requests: BufWriter::new(stdin),
+            requests: BufWriter::with_capacity(FRAME_BUFFER, stdin),
             events,
             stderr_tail,
             stderr_done,
@@ -230,20 +237,19 @@ impl Worker {
         }
     }
 
-    /// Sends the batch the following phases run on.
-    pub fn load_batch(&mut self, batch: RecordBatch) -> Result<(), WorkerError> {
-        match self.call(Request::LoadBatch { batch }, "load_batch")? {
-            Reply::BatchLoaded => Ok(()),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Runs one phase of the current run.
-    pub fn run_phase(&mut self, phase: &str, mode: WireMode) -> Result<PhaseOutcome, WorkerError> {
-        match self.call(Request::RunPhase { phase: phase.into(), mode }, "run_phase")? {
-            Reply::PhaseOutcome { outcome } => Ok(outcome),
-            other => Err(unexpected(other)),
-        }
+    /// Sends `batch` and the phases to run on it, in order, in one request;
+    /// the outcomes come back one by one through the returned [`BatchRun`],
+    /// so the host reads one phase's outcome while the plugin runs the next.
+    /// The worker stops the batch at the first phase that does not end `ok`
+    /// or that reports an error finding, as a live run would.
+    pub fn run_batch(
+        &mut self,
+        batch: RecordBatch,
+        phases: &[String],
+        mode: WireMode,
+    ) -> Result<BatchRun<'_>, WorkerError> {
+        self.send(&Request::RunBatch { batch, phases: phases.to_vec(), mode }, "run_batch")?;
+        Ok(BatchRun { worker: self })
     }
 
     /// Finishes the current run.
@@ -271,12 +277,22 @@ impl Worker {
     }
 
     fn call(&mut self, request: Request, call: &'static str) -> Result<Reply, WorkerError> {
+        self.send(&request, call)?;
+        self.wait(call)
+    }
+
+    fn send(&mut self, request: &Request, call: &'static str) -> Result<(), WorkerError> {
         if self.exited.is_some() {
             return Err(self.died(call));
         }
-        if write_frame(&mut self.requests, &request).is_err() {
+        if write_frame(&mut self.requests, request).is_err() {
             return Err(self.died(call));
         }
+        Ok(())
+    }
+
+    /// The next reply, within the deadline, forwarding log lines meanwhile.
+    fn wait(&mut self, call: &'static str) -> Result<Reply, WorkerError> {
         let deadline = Instant::now() + self.timeout;
         loop {
             match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -358,6 +374,41 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The outcomes of a [`Worker::run_batch`] request, as they arrive.
+#[derive(Debug)]
+pub struct BatchRun<'w> {
+    worker: &'w mut Worker,
+}
+
+/// One phase's outcome and how long the plugin took on it.
+#[derive(Debug)]
+pub struct PhaseReply {
+    /// The outcome.
+    pub outcome: PhaseOutcome,
+    /// The plugin's time on the phase, measured in the worker.
+    pub elapsed: Duration,
+}
+
+impl BatchRun<'_> {
+    /// The outcome of the next phase, within the call deadline.
+    pub fn next_phase(&mut self) -> Result<PhaseReply, WorkerError> {
+        match self.worker.wait("run_phase")? {
+            Reply::PhaseOutcome { outcome, micros } => {
+                Ok(PhaseReply { outcome, elapsed: Duration::from_micros(micros) })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The end of the batch, after the last outcome the host read.
+    pub fn done(self) -> Result<(), WorkerError> {
+        match self.worker.wait("run_batch")? {
+            Reply::BatchDone => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 }
 

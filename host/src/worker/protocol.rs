@@ -24,6 +24,10 @@ pub const PROTOCOL: &str = "sidecar-worker";
 /// The protocol's version, sent in `Hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The buffer each side reads and writes frames through: a plan's many
+/// small strings go to the pipe in large writes.
+pub const FRAME_BUFFER: usize = 256 << 10;
+
 /// The largest frame either side accepts; a longer length is corruption.
 const MAX_FRAME: u32 = 1 << 30;
 
@@ -52,15 +56,15 @@ pub enum Request {
         /// The mode to start in.
         mode: WireMode,
     },
-    /// Replace the batch every following `run_phase` receives.
-    LoadBatch {
-        /// The records.
+    /// Call `run_phase` on the current run for each phase in order, all on
+    /// `batch`: one `PhaseOutcome` (or error) reply per phase, up to and
+    /// including the first that is not `ok` or has an error finding, then
+    /// `BatchDone`.
+    RunBatch {
+        /// The records every phase receives.
         batch: RecordBatch,
-    },
-    /// Call `run_phase` on the current run with the current batch.
-    RunPhase {
-        /// The phase name.
-        phase: String,
+        /// The phase names, in order.
+        phases: Vec<String>,
         /// The mode.
         mode: WireMode,
     },
@@ -71,9 +75,13 @@ pub enum Request {
 }
 
 /// What a worker sends back.
+///
+/// `O` is how a phase outcome is carried: the host decodes
+/// [`PhaseOutcome`]; the worker encodes [`WireOutcome`], which borrows the
+/// plugin's strings instead of copying them and encodes to the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Event {
+pub enum Event<O = PhaseOutcome> {
     /// The first message of every worker.
     Hello {
         /// Always [`PROTOCOL`].
@@ -91,14 +99,14 @@ pub enum Event {
     /// The answer to the last request.
     Reply {
         /// Success or the reason for failure.
-        result: Result<Reply, WireError>,
+        result: Result<Reply<O>, WireError>,
     },
 }
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Reply {
+pub enum Reply<O = PhaseOutcome> {
     /// The library loaded and its ABI checked out.
     Loaded {
         /// The interface version the plugin was built against.
@@ -116,13 +124,15 @@ pub enum Reply {
     },
     /// A run started.
     RunStarted,
-    /// The batch is in place.
-    BatchLoaded,
-    /// A phase ended.
+    /// A phase of a `RunBatch` ended.
     PhaseOutcome {
         /// The outcome.
-        outcome: PhaseOutcome,
+        outcome: O,
+        /// The plugin's time on it, in microseconds.
+        micros: u64,
     },
+    /// A `RunBatch` is over: every phase ran, or one stopped it.
+    BatchDone,
     /// The run finished.
     RunFinished,
     /// The worker is exiting.
@@ -156,15 +166,16 @@ pub enum WireError {
     },
 }
 
-/// Writes one frame.
+/// Writes one frame, encoding straight into `out`: a batch or a plan is
+/// never copied into a buffer of its own first.
 pub fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> io::Result<()> {
-    let body = postcard::to_allocvec(message).map_err(io::Error::other)?;
-    let len = u32::try_from(body.len())
+    let size = postcard::experimental::serialized_size(message).map_err(io::Error::other)?;
+    let len = u32::try_from(size)
         .ok()
         .filter(|len| *len <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
     out.write_all(&len.to_le_bytes())?;
-    out.write_all(&body)?;
+    postcard::to_io(message, &mut *out).map_err(io::Error::other)?;
     out.flush()
 }
 
@@ -180,8 +191,11 @@ pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<Opti
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
     }
-    let mut body = vec![0u8; len as usize];
-    input.read_exact(&mut body)?;
+    let mut body = Vec::with_capacity(len as usize);
+    input.take(u64::from(len)).read_to_end(&mut body)?;
+    if body.len() != len as usize {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     postcard::from_bytes(&body)
         .map(Some)
         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
@@ -194,19 +208,73 @@ mod tests {
     #[test]
     fn frames_round_trip_and_end_cleanly() {
         let mut buf = Vec::new();
-        write_frame(
-            &mut buf,
-            &Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun },
-        )
-        .expect("write");
+        write_frame(&mut buf, &Request::StartRun { mode: WireMode::DryRun }).expect("write");
         write_frame(&mut buf, &Request::Shutdown).expect("write");
         let mut input = &buf[..];
         assert_eq!(
             read_frame::<Request>(&mut input).expect("read"),
-            Some(Request::RunPhase { phase: "discover".into(), mode: WireMode::DryRun })
+            Some(Request::StartRun { mode: WireMode::DryRun })
         );
         assert_eq!(read_frame::<Request>(&mut input).expect("read"), Some(Request::Shutdown));
         assert_eq!(read_frame::<Request>(&mut input).expect("read"), None);
+    }
+
+    #[test]
+    fn the_worker_encodes_a_plugin_outcome_as_the_host_decodes_it() {
+        use crate::plugin::{Finding, PlanOp, WireOutcome};
+        use sidecar_abi as abi;
+
+        let mut plugin = abi::PhaseOutcome::ok().with_count("units", 2);
+        plugin.status = abi::PhaseStatus(77);
+        plugin.findings.push(abi::Finding {
+            severity: abi::Severity::WARNING,
+            code: "stale-version".into(),
+            subject: "kb/a.md".into(),
+            message: "ignored".into(),
+        });
+        plugin.plan.push(abi::PlanOp {
+            action: abi::PlanAction::INSERT,
+            table: "information_unit".into(),
+            key: "7:0".into(),
+            after_image: r#"{"body":"é\n"}"#.into(),
+        });
+        plugin.note = "a note".into();
+        let mut frame = Vec::new();
+        let sent: Event<WireOutcome> = Event::Reply {
+            result: Ok(Reply::PhaseOutcome { outcome: WireOutcome(plugin), micros: 5 }),
+        };
+        write_frame(&mut frame, &sent).expect("write");
+
+        let expected = PhaseOutcome {
+            status: "unknown PhaseStatus 77".into(),
+            counts: vec![("units".into(), 2)],
+            findings: vec![Finding {
+                severity: "warning".into(),
+                code: "stale-version".into(),
+                subject: "kb/a.md".into(),
+                message: "ignored".into(),
+            }],
+            plan: vec![PlanOp {
+                action: "insert".into(),
+                table: "information_unit".into(),
+                key: "7:0".into(),
+                after_image: r#"{"body":"é\n"}"#.into(),
+            }],
+            note: "a note".into(),
+        };
+        assert_eq!(
+            read_frame::<Event>(&mut &frame[..]).expect("read"),
+            Some(Event::Reply { result: Ok(Reply::PhaseOutcome { outcome: expected, micros: 5 }) })
+        );
+    }
+
+    #[test]
+    fn a_truncated_frame_is_an_error() {
+        let mut frame = Vec::new();
+        write_frame(&mut frame, &Request::Shutdown).expect("write");
+        frame[0] += 1;
+        let err = read_frame::<Request>(&mut &frame[..]).expect_err("truncated");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
@@ -20,9 +21,10 @@ use sidecar_abi::{
 };
 
 use super::protocol::{
-    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, PROTOCOL, PROTOCOL_VERSION,
+    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, FRAME_BUFFER, PROTOCOL,
+    PROTOCOL_VERSION,
 };
-use crate::plugin::{PhaseOutcome, PluginInfo};
+use crate::plugin::{PluginInfo, WireOutcome};
 use crate::source::record::RecordBatch;
 use crate::sys;
 
@@ -31,8 +33,8 @@ type Output = Arc<Mutex<BufWriter<File>>>;
 /// Runs the worker until the host says `Shutdown` or closes the channel.
 pub fn serve() -> io::Result<()> {
     let fds = sys::take_protocol_fds()?;
-    let mut input = BufReader::new(fds.input);
-    let output: Output = Arc::new(Mutex::new(BufWriter::new(fds.output)));
+    let mut input = BufReader::with_capacity(FRAME_BUFFER, fds.input);
+    let output: Output = Arc::new(Mutex::new(BufWriter::with_capacity(FRAME_BUFFER, fds.output)));
     send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION })?;
 
     let mut worker = Worker {
@@ -42,6 +44,10 @@ pub fn serve() -> io::Result<()> {
         output: Arc::clone(&output),
     };
     while let Some(request) = read_frame::<Request>(&mut input)? {
+        if let Request::RunBatch { batch, phases, mode } = request {
+            worker.run_batch(batch, &phases, mode)?;
+            continue;
+        }
         let shutdown = request == Request::Shutdown;
         let result = worker.handle(request);
         send(&output, &Event::Reply { result })?;
@@ -52,7 +58,7 @@ pub fn serve() -> io::Result<()> {
     Ok(())
 }
 
-fn send(output: &Output, event: &Event) -> io::Result<()> {
+fn send(output: &Output, event: &Event<WireOutcome>) -> io::Result<()> {
     let mut out = output.lock().unwrap_or_else(PoisonError::into_inner);
     write_frame(&mut *out, event)
 }
@@ -67,7 +73,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn handle(&mut self, request: Request) -> Result<Reply, WireError> {
+    fn handle(&mut self, request: Request) -> Result<Reply<WireOutcome>, WireError> {
         if let Request::Load = request {
             let (module, abi_version) = load()?;
             self.module = Some(module);
@@ -102,27 +108,54 @@ impl Worker {
                 self.run = Some(run);
                 Ok(Reply::RunStarted)
             }
-            Request::LoadBatch { batch } => {
-                self.batch = abi_batch(batch);
-                Ok(Reply::BatchLoaded)
-            }
-            Request::RunPhase { phase, mode } => {
-                let run = self.run.as_mut().ok_or_else(|| protocol("no run in progress"))?;
-                let outcome = plugin_result(run.run_phase(
-                    RStr::from_str(&phase),
-                    abi_mode(mode),
-                    &self.batch,
-                ))?;
-                Ok(Reply::PhaseOutcome { outcome: PhaseOutcome::from(&outcome) })
-            }
             Request::FinishRun => {
                 let mut run = self.run.take().ok_or_else(|| protocol("no run in progress"))?;
                 plugin_result(run.finish())?;
                 Ok(Reply::RunFinished)
             }
-            Request::Load | Request::Shutdown => Err(protocol("unreachable request")),
+            Request::Load | Request::Shutdown | Request::RunBatch { .. } => {
+                Err(protocol("unreachable request"))
+            }
         }
     }
+
+    /// Runs `phases` in order on `batch`, replying once per phase, and stops
+    /// after the first that does not end `ok` or reports an error finding:
+    /// the host would stop there, and so would a live run.
+    fn run_batch(
+        &mut self,
+        batch: RecordBatch,
+        phases: &[String],
+        mode: WireMode,
+    ) -> io::Result<()> {
+        self.batch = abi_batch(batch);
+        for phase in phases {
+            let started = Instant::now();
+            let result = self.run_phase(phase, mode);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let stop = result.as_ref().map_or(true, stops_a_run);
+            let result = result.map(|outcome| Reply::PhaseOutcome { outcome, micros });
+            send(&self.output, &Event::Reply { result })?;
+            if stop {
+                break;
+            }
+        }
+        send(&self.output, &Event::Reply { result: Ok(Reply::BatchDone) })
+    }
+
+    fn run_phase(&mut self, phase: &str, mode: WireMode) -> Result<WireOutcome, WireError> {
+        let run = self.run.as_mut().ok_or_else(|| protocol("no run in progress"))?;
+        let outcome =
+            plugin_result(run.run_phase(RStr::from_str(phase), abi_mode(mode), &self.batch))?;
+        Ok(WireOutcome(outcome))
+    }
+}
+
+/// Whether an outcome ends a run: a status other than `ok`, or any error
+/// finding (the host's `stop_reason` applies the same rule).
+fn stops_a_run(outcome: &WireOutcome) -> bool {
+    outcome.0.status != abi::PhaseStatus::OK
+        || outcome.0.findings.iter().any(|f| f.severity == abi::Severity::ERROR)
 }
 
 /// Moves the host's records into the ABI's types (the strings move, no copy

@@ -101,11 +101,33 @@ impl<C: Cutter> Run<C> {
     /// findings, and an error finding makes the result
     /// [`Status::Failed`](crate::Status::Failed).
     pub fn run_phase(&mut self, phase: &str, batch: &RecordBatch) -> Result<PhaseResult, String> {
+        if phase == PHASES[0] {
+            return Ok(self.discover(batch.clone()));
+        }
+        if let Some(state) = &self.batch {
+            if state.fingerprint != fingerprint(batch) {
+                return Err(format!(
+                    "the batch given to `{phase}` is not the one `discover` loaded"
+                ));
+            }
+        }
+        self.run_next(phase)
+    }
+
+    /// Runs `discover` on a batch the caller hands over, so its rows move
+    /// into the simulator instead of being copied.
+    pub fn discover_owned(&mut self, batch: RecordBatch) -> PhaseResult {
+        self.discover(batch)
+    }
+
+    /// Runs `phase`, which must directly follow the last phase run, on the
+    /// batch `discover` loaded.
+    pub fn run_next(&mut self, phase: &str) -> Result<PhaseResult, String> {
         let index = PHASES.iter().position(|p| *p == phase).ok_or_else(|| {
             format!("unknown phase `{phase}`; the phases are {}", PHASES.join(", "))
         })?;
         if index == 0 {
-            return Ok(self.discover(batch));
+            return Err("`discover` needs a batch: call `run_phase` or `discover_owned`".into());
         }
         let state = self
             .batch
@@ -117,9 +139,6 @@ impl<C: Cutter> Run<C> {
                 PHASES[index - 1],
                 PHASES[state.last_phase]
             ));
-        }
-        if state.fingerprint != fingerprint(batch) {
-            return Err(format!("the batch given to `{phase}` is not the one `discover` loaded"));
         }
         let result = match index {
             1 => self.backup(),
@@ -147,10 +166,11 @@ impl<C: Cutter> Run<C> {
     }
 
     /// Loads the batch and decides which versions are pending.
-    fn discover(&mut self, batch: &RecordBatch) -> PhaseResult {
+    fn discover(&mut self, batch: RecordBatch) -> PhaseResult {
         let mut out = Builder::default();
+        let fingerprint = fingerprint(&batch);
         let dropped = self.sim.load(batch);
-        for version in batch.versions.iter().filter(|v| dropped.binary_search(&v.id).is_ok()) {
+        for version in &dropped {
             out.finding(
                 Severity::Warning,
                 "stale-version",
@@ -214,12 +234,7 @@ impl<C: Cutter> Run<C> {
         out.count("active_units", active_units);
         out.count("pending", pending.len());
         out.count("archived", archived);
-        self.batch = Some(BatchState {
-            fingerprint: fingerprint(batch),
-            last_phase: 0,
-            pending,
-            cuts: Vec::new(),
-        });
+        self.batch = Some(BatchState { fingerprint, last_phase: 0, pending, cuts: Vec::new() });
         out.finish()
     }
 
@@ -492,6 +507,21 @@ fn to_json<T: Serialize>(value: &T, body_len: usize) -> String {
 /// folded with FNV-1a. It is not a security check, only a guard against a
 /// host handing later phases a different batch than `discover` loaded.
 fn fingerprint(batch: &RecordBatch) -> u64 {
+    fingerprint_of(
+        batch.documents.iter().map(|d| d.id),
+        batch.versions.iter().map(|v| (v.id, v.revision, v.body.len())),
+        batch.units.iter().map(|u| u.id),
+    )
+}
+
+/// [`fingerprint`] from the parts it covers: document ids, then (id,
+/// revision, body length) of each version, then unit ids; each list
+/// preceded by its length. FNV-1a over little-endian `u64`s.
+pub(crate) fn fingerprint_of(
+    documents: impl ExactSizeIterator<Item = i64>,
+    versions: impl ExactSizeIterator<Item = (i64, i64, usize)>,
+    units: impl ExactSizeIterator<Item = i64>,
+) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut mix = |value: u64| {
@@ -499,20 +529,16 @@ fn fingerprint(batch: &RecordBatch) -> u64 {
             hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
         }
     };
-    mix(batch.documents.len() as u64);
-    for doc in &batch.documents {
-        mix(doc.id as u64);
+    mix(documents.len() as u64);
+    documents.for_each(|id| mix(id as u64));
+    mix(versions.len() as u64);
+    for (id, revision, body_len) in versions {
+        mix(id as u64);
+        mix(revision as u64);
+        mix(body_len as u64);
     }
-    mix(batch.versions.len() as u64);
-    for version in &batch.versions {
-        mix(version.id as u64);
-        mix(version.revision as u64);
-        mix(version.body.len() as u64);
-    }
-    mix(batch.units.len() as u64);
-    for unit in &batch.units {
-        mix(unit.id as u64);
-    }
+    mix(units.len() as u64);
+    units.for_each(|id| mix(id as u64));
     hash
 }
 

@@ -2,8 +2,9 @@
 //! version of the orchestrator (feature `sidecar`).
 //!
 //! The host passes the same batch to every phase; it is converted from the
-//! ABI's types once, when `discover` starts a batch, and kept for the
-//! phases that follow. Results become the ABI's `PhaseOutcome`.
+//! ABI's types once, when `discover` starts a batch, and moved into the
+//! simulator. Later phases check that they were given the same batch.
+//! Results become the ABI's `PhaseOutcome`.
 
 use sidecar_abi::sdk::{Context, Run as SdkRun};
 use sidecar_abi::{
@@ -11,6 +12,7 @@ use sidecar_abi::{
     SideEffects,
 };
 
+use crate::phases::fingerprint_of;
 use crate::{
     Action, Cutter, InformationUnit, PhaseResult, RecordBatch, Run, Severity, SourceDocument,
     SourceVersion, Status, PHASES,
@@ -27,17 +29,18 @@ pub fn plugin_info(version: &str) -> PluginInfo {
     })
 }
 
-/// A plugin run: the core's [`Run`] and the batch it is working on.
+/// A plugin run: the core's [`Run`] and which batch it is working on.
 pub struct SidecarRun<C> {
     ctx: Context,
     run: Run<C>,
-    batch: RecordBatch,
+    /// Identifies the batch `discover` loaded.
+    batch: Option<u64>,
 }
 
 impl<C: Cutter> SidecarRun<C> {
     /// A run that cuts with `cutter`.
     pub fn new(ctx: Context, cutter: C) -> Self {
-        Self { ctx, run: Run::new(cutter), batch: RecordBatch::default() }
+        Self { ctx, run: Run::new(cutter), batch: None }
     }
 }
 
@@ -52,15 +55,32 @@ impl<C: Cutter + 'static> SdkRun for SidecarRun<C> {
             // No live path is wired into this build, whatever the switch says.
             return Err(PluginError::production_execution_not_authorized());
         }
-        if phase == PHASES[0] {
-            self.batch = from_abi(batch);
-        }
-        let result = self.run.run_phase(phase, &self.batch).map_err(PluginError::failed)?;
+        let result = if phase == PHASES[0] {
+            self.batch = Some(fingerprint(batch));
+            self.run.discover_owned(from_abi(batch))
+        } else {
+            if self.batch.is_some_and(|loaded| loaded != fingerprint(batch)) {
+                return Err(PluginError::failed(format!(
+                    "the batch given to `{phase}` is not the one `discover` loaded"
+                )));
+            }
+            self.run.run_next(phase).map_err(PluginError::failed)?
+        };
         if result.status == Status::Failed {
             self.ctx.warn(&format!("{phase}: failed"));
         }
         Ok(to_abi(result))
     }
+}
+
+/// The batch's shape, ids, revisions and body lengths, as the core's
+/// fingerprint takes them.
+fn fingerprint(batch: &abi::RecordBatch) -> u64 {
+    fingerprint_of(
+        batch.documents.iter().map(|d| d.id),
+        batch.versions.iter().map(|v| (v.id, v.revision, v.body.len())),
+        batch.units.iter().map(|u| u.id),
+    )
 }
 
 fn from_abi(batch: &abi::RecordBatch) -> RecordBatch {

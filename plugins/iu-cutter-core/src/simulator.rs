@@ -23,35 +23,49 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Replaces the whole state with `batch`'s rows.
+    /// Replaces the whole state with `batch`'s rows, taking them over.
     ///
     /// When a document has several versions in the batch, the one with the
     /// highest revision (then the highest id) is kept as its latest. Returns
-    /// the ids of the versions that were dropped for that reason, so the
-    /// caller can report them.
-    pub fn load(&mut self, batch: &RecordBatch) -> Vec<i64> {
-        self.documents = batch.documents.iter().map(|d| (d.id, d.clone())).collect();
-        let mut latest: BTreeMap<i64, &SourceVersion> = BTreeMap::new();
+    /// the versions that were dropped for that reason, in batch order, so
+    /// the caller can report them.
+    pub fn load(&mut self, batch: RecordBatch) -> Vec<SourceVersion> {
+        let RecordBatch { documents, versions, units } = batch;
+        self.documents = documents.into_iter().map(|d| (d.id, d)).collect();
+        // Positions in the batch of each document's latest version so far.
+        let mut latest: BTreeMap<i64, usize> = BTreeMap::new();
         let mut dropped = Vec::new();
-        for version in &batch.versions {
-            match latest.get(&version.document_id) {
-                Some(kept) if (kept.revision, kept.id) >= (version.revision, version.id) => {
-                    dropped.push(version.id);
+        for (at, version) in versions.iter().enumerate() {
+            match latest.get(&version.document_id).map(|&kept| (kept, &versions[kept])) {
+                Some((_, kept)) if (kept.revision, kept.id) >= (version.revision, version.id) => {
+                    dropped.push(at);
                 }
-                Some(kept) => {
-                    dropped.push(kept.id);
-                    latest.insert(version.document_id, version);
+                Some((kept, _)) => {
+                    dropped.push(kept);
+                    latest.insert(version.document_id, at);
                 }
                 None => {
-                    latest.insert(version.document_id, version);
+                    latest.insert(version.document_id, at);
                 }
             }
         }
         dropped.sort_unstable();
-        self.versions = latest.into_values().map(|v| (v.id, v.clone())).collect();
-        self.units = batch.units.iter().map(|u| (u.id, u.clone())).collect();
+        let mut kept = vec![true; versions.len()];
+        for &at in &dropped {
+            kept[at] = false;
+        }
+        let (mut latest_versions, mut dropped_versions) = (BTreeMap::new(), Vec::new());
+        for (version, kept) in versions.into_iter().zip(kept) {
+            if kept {
+                latest_versions.insert(version.id, version);
+            } else {
+                dropped_versions.push(version);
+            }
+        }
+        self.versions = latest_versions;
+        self.units = units.into_iter().map(|u| (u.id, u)).collect();
         self.next_unit_id = -1;
-        dropped
+        dropped_versions
     }
 
     /// The documents, by id.

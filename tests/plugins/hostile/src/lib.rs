@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sidecar_abi::sdk::{Context, Plugin, Run};
 use sidecar_abi::{
-    Mode, PhaseDecl, PhaseOutcome, PluginError, PluginInfo, RecordBatch, SideEffects,
+    Mode, PhaseDecl, PhaseOutcome, PlanAction, PlanOp, PluginError, PluginInfo, RecordBatch,
+    SideEffects,
 };
 
 /// The plugin.
@@ -78,7 +79,21 @@ impl Run for HostileRun {
         if cfg!(feature = "abort_in_phase") && phase == "record" {
             std::process::abort();
         }
-        Ok(PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64))
+        let mut outcome = PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64);
+        if phase == "record" {
+            static RECORDS: AtomicUsize = AtomicUsize::new(0);
+            let record = RECORDS.fetch_add(1, Ordering::SeqCst);
+            // On the second batch, an after-image the host cannot accept.
+            let after_image =
+                if cfg!(feature = "invalid_plan") && record == 1 { "not json" } else { "{}" };
+            outcome.plan.push(PlanOp {
+                action: PlanAction::INSERT,
+                table: "information_unit".into(),
+                key: format!("{record}:0").as_str().into(),
+                after_image: after_image.into(),
+            });
+        }
+        Ok(outcome)
     }
 }
 
