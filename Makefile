@@ -15,7 +15,7 @@ HOSTILE_VARIANTS := well_behaved panic_in_describe abort_in_describe segfault_in
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
 	flips_execution_enabled invalid_plan broken_cutter incompatible_abi
 
-.PHONY: all build plugins test-plugins demo test lint ci bench clean
+.PHONY: all build plugins test-plugins demo test pg-virtualenv lint ci bench clean
 
 all: plugins
 
@@ -53,8 +53,21 @@ demo: plugins
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) inspect $(PLUGINS_OUT)/$$p; echo; done
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) dry-run $(PLUGINS_OUT)/$$p; echo; done
 
-test: plugins test-plugins
-	$(CARGO) test --release --locked --workspace
+# The PostgreSQL tests use the server DATABASE_URL or PGHOST names; without
+# one, the whole test run is wrapped in Debian's pg_virtualenv, which starts
+# a throwaway cluster, exports its PG* variables and removes it afterwards.
+PG_WRAP := $(if $(or $(DATABASE_URL),$(PGHOST)),,pg_virtualenv)
+
+test: plugins test-plugins $(if $(PG_WRAP),pg-virtualenv)
+	$(CARGO) build --release --locked --workspace --tests
+	$(PG_WRAP) $(CARGO) test --release --locked --workspace
+
+# pg_virtualenv and a server, installed from Debian when missing (as root).
+pg-virtualenv:
+	@command -v pg_virtualenv >/dev/null || { \
+	  echo "installing PostgreSQL for the tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql postgresql-common >/dev/null; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -113,10 +113,24 @@ pub struct InspectArgs {
 pub struct DryRunArgs {
     /// The plugin directory.
     pub dir: PathBuf,
-    /// The data: `embedded` (default), `dir:PATH` (every *.md under PATH) or
-    /// `generated:SIZE[:SEED]` (e.g. generated:100M).
+    /// The data: `embedded` (default), `dir:PATH` (every *.md under PATH),
+    /// `generated:SIZE[:SEED]` (e.g. generated:100M), `postgres` (settings
+    /// from --env-file, else the PG* variables) or a postgres:// URL.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
+    /// For `--source postgres`: a file with PG_HOST, PG_PORT, PG_DB,
+    /// PG_USER_RO and PG_PASSWORD_RO.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// For PostgreSQL: the session's statement_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::pg::parse_pg_duration)]
+    pub statement_timeout: String,
+    /// For PostgreSQL: the session's lock_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::pg::parse_pg_duration)]
+    pub lock_timeout: String,
+    /// For PostgreSQL: the session's idle_in_transaction_session_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::pg::parse_pg_duration)]
+    pub idle_timeout: String,
     /// Where run folders go.
     #[arg(long, value_name = "DIR", default_value = crate::run::DEFAULT_RUNS_DIR)]
     pub runs_dir: PathBuf,

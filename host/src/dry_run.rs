@@ -35,7 +35,7 @@ use crate::run::report::{
 };
 use crate::run::state::{PluginIdentity, RunState, State};
 use crate::run::RunDir;
-use crate::source::{self, Source};
+use crate::source::{self, NotReady, Source};
 use crate::sys;
 use crate::worker::protocol::WireMode;
 use crate::worker::{PhaseReply, Worker};
@@ -117,6 +117,7 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
     };
 
     let result = execute(options, source, &run, &mut state, &mut summary);
+    source.finish();
     let (verdict, final_state, reason) = match result {
         Ok(()) => (Verdict::Completed, State::Completed, None),
         Err(Stop::Failed(reason)) => (Verdict::Failed, State::Failed, Some(reason)),
@@ -208,6 +209,16 @@ fn execute(
     }
     state.enter(State::Loaded).map_err(io("run.json"))?;
 
+    // The source, last: nothing is read before the plugin passed policy.
+    let prepared = source.prepare(&run.id);
+    summary.source = source.describe();
+    state.record.source = Some(summary.source.clone());
+    match prepared {
+        Ok(()) => {}
+        Err(NotReady::Refused(reason)) => return Err(Stop::Refused(reason)),
+        Err(NotReady::Failed(reason)) => return Err(Stop::Failed(reason)),
+    }
+
     run_phases(options, source, run, state, summary, &mut worker)?;
 
     let enabled = worker.execution_enabled().map_err(crashed)?;
@@ -290,6 +301,10 @@ fn run_phases(
                 }
                 sink.append(index, batch_index, std::mem::take(&mut outcome.plan));
                 absorb(phase, &outcome);
+                source.after_phase().map_err(|e| {
+                    phase.status = "failed".to_owned();
+                    failed(format!("after phase `{}` on batch {batch_index}: {e}", phase.name))
+                })?;
                 if let Some(reason) = stop_reason(phase, &outcome) {
                     return Err(failed(format!(
                         "phase `{}` on batch {batch_index}: {reason}",

@@ -9,6 +9,7 @@ pub mod elf;
 pub mod exit;
 pub mod integrity;
 pub mod load;
+pub mod pg;
 pub mod plugin;
 pub mod policy;
 pub mod run;

@@ -6,6 +6,8 @@
 //! plugins (`target/test-plugins/`) first; a helper that finds one missing
 //! panics with that hint rather than skipping.
 
+pub mod pg;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

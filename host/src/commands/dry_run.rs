@@ -7,6 +7,7 @@ use crate::cli::DryRunArgs;
 use crate::dry_run::{dry_run, DryRunOptions};
 use crate::exit::{ExitStatus, UsageError};
 use crate::integrity::lock::LockFile;
+use crate::pg::SessionSettings;
 use crate::run::report::{Summary, Verdict};
 use crate::source;
 
@@ -14,8 +15,17 @@ use crate::source;
 pub fn run(args: &DryRunArgs) -> anyhow::Result<ExitStatus> {
     let timeout = super::timeout(args.timeout)?;
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
-    let source =
-        source::parse_source_spec(args.source.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let database = source::DatabaseOptions {
+        env_file: args.env_file.clone(),
+        session: SessionSettings {
+            statement_timeout: args.statement_timeout.clone(),
+            lock_timeout: args.lock_timeout.clone(),
+            idle_in_transaction_session_timeout: args.idle_timeout.clone(),
+        },
+        ..source::DatabaseOptions::default()
+    };
+    let source = source::parse_source_spec(args.source.as_deref(), &database)
+        .map_err(|e| UsageError(e.to_string()))?;
     let options = DryRunOptions {
         dir: &args.dir,
         lock: lock.as_ref(),

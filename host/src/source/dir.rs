@@ -113,6 +113,7 @@ impl Source for DirSource {
             location: self.root.display().to_string(),
             digest: self.digest.clone(),
             documents: Some(self.files.len() as u64),
+            database: None,
         }
     }
 

@@ -178,6 +178,7 @@ impl Source for EmbeddedSource {
             location: "embedded".to_owned(),
             digest: spec_digest("embedded", SEED, &format!("documents={}", self.schedule.len())),
             documents: Some(self.schedule.len() as u64),
+            database: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl Source for GeneratedSource {
             ),
             // Knowing the count means generating the whole corpus.
             documents: None,
+            database: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub use embedded::{expected_difference_cases, EmbeddedSource};
 pub use generate::{write_markdown_tree, GeneratedSource};
 pub use record::{InformationUnit, RecordBatch, SourceDocument, SourceVersion};
 
+use crate::pg::{PgSource, SessionSettings, Target};
+
 /// First id of versions in the embedded corpus and a directory; documents
 /// count from 1 and units from [`UNIT_ID_BASE`], so the kinds never share an
 /// id and a stray id in a report is recognisable at a glance.
@@ -35,7 +37,8 @@ pub const VERSION_ID_BASE: i64 = 100_000;
 pub const UNIT_ID_BASE: i64 = 1_000_000;
 
 /// The accepted `--source` forms, for help texts and errors.
-pub const SOURCE_FORMS: &str = "`embedded`, `dir:PATH` or `generated:BYTES[K|M|G][:SEED]`";
+pub const SOURCE_FORMS: &str =
+    "`embedded`, `dir:PATH`, `generated:BYTES[K|M|G][:SEED]`, `postgres` or a `postgres://` URL";
 
 /// What a source is and which exact data it yields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,18 @@ pub struct SourceIdentity {
     /// all (`null` for `generated` until a run has read it; a run fills it
     /// in with the count it read).
     pub documents: Option<u64>,
+    /// For `postgres`: the server and the snapshot read, once prepared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::pg::DatabaseState>,
+}
+
+/// Why a source could not be prepared for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// The host's policy refuses to read it (e.g. a role that could write).
+    Refused(String),
+    /// It cannot be read (e.g. the server is down).
+    Failed(String),
 }
 
 /// The batches of a source, in order. An error ends the sequence.
@@ -66,6 +81,22 @@ pub type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch, SourceError>>
 pub trait Source: Send + Sync {
     /// What this source is. Always cheap: nothing is read or generated.
     fn describe(&self) -> SourceIdentity;
+
+    /// Connects and checks the source before any data is read, in run
+    /// `run_id`. Local sources have nothing to do.
+    fn prepare(&self, _run_id: &str) -> Result<(), NotReady> {
+        Ok(())
+    }
+
+    /// Checked after every phase: the source is still read-only and
+    /// untouched. Local sources cannot be written through.
+    fn after_phase(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// The run is over: release what `prepare` took (a database
+    /// transaction is rolled back, never committed).
+    fn finish(&self) {}
 
     /// The records, at most `max_documents` documents per batch (a
     /// `max_documents` of 0 is taken as 1, so a batch is never empty).
@@ -141,6 +172,9 @@ pub enum SourceError {
     /// `to_string()` and the reason is what the operator needs.
     #[error("{}: cannot read: {error}", path.display())]
     Read { path: PathBuf, error: io::Error },
+    /// A database source failed; `target` is redacted.
+    #[error("{target}: {reason}")]
+    Database { target: String, reason: String },
 }
 
 /// Opens the source a `--source` value names: none or `embedded` for the
@@ -148,8 +182,24 @@ pub enum SourceError {
 /// `generated:BYTES[K|M|G][:SEED]` for a generated corpus of at least BYTES
 /// body bytes (see [`parse_size`]; SEED defaults to
 /// [`generate::DEFAULT_SEED`]).
-pub fn parse_source_spec(spec: Option<&str>) -> Result<Box<dyn Source>, SourceError> {
+pub fn parse_source_spec(
+    spec: Option<&str>,
+    database: &DatabaseOptions,
+) -> Result<Box<dyn Source>, SourceError> {
     let Some(spec) = spec else { return Ok(Box::new(EmbeddedSource::new())) };
+    if spec == "postgres" || spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let target = match (&database.env_file, spec) {
+            (_, url) if url != "postgres" => Target::from_url(url),
+            (Some(file), _) => Target::from_env_file(file),
+            (None, _) => Target::from_environment(|key| std::env::var(key).ok()),
+        };
+        let mut target = target.map_err(|err| invalid(spec, err.to_string()))?;
+        for warning in &target.warnings {
+            tracing::warn!("{warning}");
+        }
+        target.session = database.session.clone();
+        return Ok(Box::new(PgSource::new(target, database.connect_timeout)));
+    }
     if spec == "embedded" {
         return Ok(Box::new(EmbeddedSource::new()));
     }
@@ -173,6 +223,28 @@ pub fn parse_source_spec(spec: Option<&str>) -> Result<Box<dyn Source>, SourceEr
         return Ok(Box::new(GeneratedSource::new(bytes, seed)));
     }
     Err(SourceError::UnknownSpec { spec: spec.to_owned() })
+}
+
+/// How a `postgres` source connects, beyond the spec itself.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// An env file with `PG_HOST`, `PG_PORT`, `PG_DB`, `PG_USER_RO`,
+    /// `PG_PASSWORD_RO`; without it, `postgres` reads the `PG*` variables.
+    pub env_file: Option<PathBuf>,
+    /// The session's settings.
+    pub session: SessionSettings,
+    /// How long connecting may take.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            env_file: None,
+            session: SessionSettings::default(),
+            connect_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 fn invalid(spec: &str, reason: String) -> SourceError {
@@ -213,10 +285,14 @@ mod tests {
     use super::*;
 
     fn error_of(spec: &str) -> String {
-        match parse_source_spec(Some(spec)) {
+        match parse_source_spec_default(Some(spec)) {
             Ok(source) => panic!("`{spec}` parsed as {:?}", source.describe()),
             Err(err) => err.to_string(),
         }
+    }
+
+    fn parse_source_spec_default(spec: Option<&str>) -> Result<Box<dyn Source>, SourceError> {
+        parse_source_spec(spec, &DatabaseOptions::default())
     }
 
     #[test]
@@ -241,8 +317,8 @@ mod tests {
 
     #[test]
     fn spec_none_and_embedded_are_the_embedded_corpus() {
-        let none = parse_source_spec(None).expect("default").describe();
-        let named = parse_source_spec(Some("embedded")).expect("embedded").describe();
+        let none = parse_source_spec_default(None).expect("default").describe();
+        let named = parse_source_spec_default(Some("embedded")).expect("embedded").describe();
         assert_eq!(none, named);
         assert_eq!(none.kind, "embedded");
         assert_eq!(none.documents, Some(embedded::DOCUMENTS as u64));
@@ -255,11 +331,11 @@ mod tests {
             ("generated:64K", 64 << 10, generate::DEFAULT_SEED),
             ("generated:3m:7", 3 << 20, 7),
         ] {
-            let source = parse_source_spec(Some(spec)).expect(spec);
+            let source = parse_source_spec_default(Some(spec)).expect(spec);
             assert_eq!(source.describe(), GeneratedSource::new(bytes, seed).describe(), "{spec}");
         }
         // Opening is lazy: a huge size costs nothing until it is read.
-        assert!(parse_source_spec(Some("generated:1G:0")).is_ok());
+        assert!(parse_source_spec_default(Some("generated:1G:0")).is_ok());
     }
 
     #[test]
@@ -267,16 +343,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.md"), "# A\n").expect("write");
         let spec = format!("dir:{}", dir.path().display());
-        let identity = parse_source_spec(Some(&spec)).expect("dir").describe();
+        let identity = parse_source_spec_default(Some(&spec)).expect("dir").describe();
         assert_eq!(identity.kind, "dir");
         assert_eq!(identity.documents, Some(1));
     }
 
     #[test]
     fn spec_errors_name_the_problem() {
-        let forms = "expected `embedded`, `dir:PATH` or `generated:BYTES[K|M|G][:SEED]`";
+        let forms =
+            "expected `embedded`, `dir:PATH`, `generated:BYTES[K|M|G][:SEED]`, `postgres` or \
+             a `postgres://` URL";
         let not_a_number = "is not a number with an optional K, M or G suffix";
-        assert_eq!(error_of("postgres://x"), format!("unknown source `postgres://x`: {forms}"));
+        assert_eq!(error_of("mysql://x"), format!("unknown source `mysql://x`: {forms}"));
         assert_eq!(error_of(""), format!("unknown source ``: {forms}"));
         assert_eq!(error_of("Embedded"), format!("unknown source `Embedded`: {forms}"));
         assert_eq!(error_of("dir:"), "source `dir:`: missing PATH after `dir:`");
