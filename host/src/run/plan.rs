@@ -121,11 +121,6 @@ impl PlanWriter {
         Ok(())
     }
 
-    /// Operations written so far, by action.
-    pub fn ops(&self) -> &BTreeMap<String, u64> {
-        &self.ops
-    }
-
     /// Flushes, syncs and renames the file into place.
     pub fn finish(mut self) -> Result<PlanFile, PlanError> {
         let path = self.relative.clone();

@@ -22,7 +22,7 @@ use crate::source::record::RecordBatch;
 /// The protocol's name, sent in `Hello`.
 pub const PROTOCOL: &str = "sidecar-worker";
 /// The protocol's version, sent in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The buffer each side reads and writes frames through: a plan's many
 /// small strings go to the pipe in large writes.
