@@ -14,7 +14,7 @@ CREATE TABLE source_document (
 CREATE TABLE source_version (
     id           bigint PRIMARY KEY,
     document_id  bigint NOT NULL REFERENCES source_document (id),
-    revision     bigint NOT NULL,
+    revision     bigint NOT NULL CHECK (revision >= 1),
     body         text NOT NULL,
     body_sha256  text NOT NULL,
     created_at   timestamptz NOT NULL,

@@ -6,6 +6,7 @@
 //! Each [`TestDb`] is a fresh database with the knowledge base schema and
 //! the embedded corpus, and roles of its own; both are dropped afterwards.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -138,18 +139,25 @@ pub fn load_embedded(client: &mut Client) {
             tx.execute(&document, &[&d.id, &d.kb_path, &d.title, &d.status, &d.updated_at])
                 .expect("insert document");
         }
-        // Units may point at versions older than the latest one, which the
-        // batch does not carry: give each such version a placeholder row.
-        for u in &batch.units {
-            if !batch.versions.iter().any(|v| v.id == u.version_id) {
-                tx.execute(
-                    "INSERT INTO source_version (id, document_id, revision, body, body_sha256, \
-                     created_at) VALUES ($1, $2, $3, '', '', '2026-01-01T00:00:00Z') \
-                     ON CONFLICT DO NOTHING",
-                    &[&u.version_id, &u.document_id, &placeholder_revision(u.version_id)],
-                )
+        // Units of a re-cut document were cut from an older version, which
+        // the batch does not carry. Its rows are derived from them: its
+        // units concatenate to its body, and version ids count revisions.
+        let mut older: BTreeMap<i64, (i64, i64, String)> = BTreeMap::new();
+        for u in batch.units.iter().filter(|u| !batch.versions.iter().any(|v| v.id == u.version_id))
+        {
+            let latest = batch
+                .versions
+                .iter()
+                .find(|v| v.document_id == u.document_id)
+                .expect("every document has its latest version in the batch");
+            let revision = latest.revision - (latest.id - u.version_id);
+            older.entry(u.version_id).or_insert((u.document_id, revision, String::new())).2 +=
+                &u.body;
+        }
+        for (id, (document_id, revision, body)) in &older {
+            let sha = sidecar::integrity::manifest::Sha256Digest::of(body.as_bytes()).to_string();
+            tx.execute(&version, &[id, document_id, revision, body, &sha, &"2026-01-01T00:00:00Z"])
                 .expect("insert older version");
-            }
         }
         for v in &batch.versions {
             tx.execute(
@@ -177,10 +185,4 @@ pub fn load_embedded(client: &mut Client) {
         }
     }
     tx.commit().expect("commit");
-}
-
-/// Older versions only exist as the target of units; a revision below every
-/// real one keeps `(document_id, revision)` unique and the latest latest.
-fn placeholder_revision(version_id: i64) -> i64 {
-    -version_id
 }
