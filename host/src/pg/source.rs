@@ -152,10 +152,12 @@ impl Source for PgSource {
     fn describe(&self) -> SourceIdentity {
         let location = self.target.describe();
         let state = self.session().as_ref().map(|s| s.state.clone());
-        // The same database at the same snapshot is the same data.
+        // The same database, read as the same role at the same snapshot, is
+        // the same data, wherever the settings came from.
+        let address = self.target.address();
         let named = match &state {
-            Some(state) => format!("postgres\0{location}\0{}", state.snapshot),
-            None => format!("postgres\0{location}"),
+            Some(state) => format!("postgres\0{address}\0{}", state.snapshot),
+            None => format!("postgres\0{address}"),
         };
         SourceIdentity {
             kind: "postgres".into(),

@@ -256,14 +256,16 @@ impl Target {
         })
     }
 
-    /// `user@host:port/dbname (from …)`, with no password; says whether one
-    /// is set.
+    /// `user@host:port/dbname`: which data, as whom.
+    pub fn address(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+
+    /// [`address`](Self::address) with where the settings came from and
+    /// whether a password is set (never the password).
     pub fn describe(&self) -> String {
         let password = if self.password.is_some() { "password ***" } else { "no password" };
-        format!(
-            "{}@{}:{}/{} ({password}, from {})",
-            self.user, self.host, self.port, self.dbname, self.origin
-        )
+        format!("{} ({password}, from {})", self.address(), self.origin)
     }
 
     /// The driver's configuration; the only place the password is exposed.
