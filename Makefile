@@ -11,7 +11,7 @@ TEST_PLUGINS_OUT := $(TARGET)/test-plugins
 # also the name of the sealed directory it becomes.
 REFERENCE_PLUGINS := iu-cutter-v0.6 iu-cutter-v0.6-o8a
 # Deliberately misbehaving builds of tests/plugins/hostile, one per feature.
-HOSTILE_VARIANTS := well_behaved panic_in_describe abort_in_describe segfault_in_describe hang_in_describe \
+HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe segfault_in_describe hang_in_describe \
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
 	flips_execution_enabled invalid_plan broken_cutter incompatible_abi
 

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RStr},
+    std_types::{RResult, RSlice, RStr},
 };
 
 use crate::{
     HostContext, LogLevel, Mode, PhaseOutcome, PluginError, PluginInfo, PluginMod, PluginModRef,
-    PluginRun, PluginRunBox, PluginRun_TO, RecordBatch,
+    PluginRun, PluginRunBox, PluginRun_TO, QueryColumn, QueryRow, RecordBatch,
 };
 
 /// An orchestrator version, as a plugin author writes it.
@@ -92,6 +92,77 @@ impl Context {
     /// Sends a `warn` log line to the host.
     pub fn warn(&self, message: &str) {
         self.log(LogLevel::Warn, message);
+    }
+
+    /// Runs a read-only query on the run's database snapshot; `params` bind
+    /// `$1`, `$2`, … as text (cast them in SQL: `$1::bigint`). Rows arrive
+    /// in batches as the returned [`Rows`] is read; dropping it closes the
+    /// query. The host refuses any statement that is not a single read.
+    pub fn query(&self, sql: &str, params: &[&str]) -> Result<Rows, PluginError> {
+        let params: Vec<RStr<'_>> = params.iter().map(|p| RStr::from_str(p)).collect();
+        let cursor =
+            self.host.query_open(RStr::from_str(sql), RSlice::from_slice(&params)).into_result()?;
+        Ok(Rows {
+            host: Arc::clone(&self.host),
+            id: cursor.id,
+            columns: cursor.columns.into_iter().collect(),
+            buffered: std::collections::VecDeque::new(),
+            done: false,
+        })
+    }
+}
+
+/// The rows of a [`Context::query`], fetched from the host a batch at a
+/// time. Each item is a row of text values (`None` for NULL) or the error
+/// that ended the query.
+pub struct Rows {
+    host: Arc<HostContext>,
+    id: u64,
+    columns: Vec<QueryColumn>,
+    buffered: std::collections::VecDeque<QueryRow>,
+    done: bool,
+}
+
+impl Rows {
+    /// How many rows one round trip to the host fetches.
+    pub const BATCH: u32 = 1000;
+
+    /// The result's columns.
+    pub fn columns(&self) -> &[QueryColumn] {
+        &self.columns
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Vec<Option<String>>, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffered.is_empty() && !self.done {
+            match self.host.query_next(self.id, Self::BATCH).into_result() {
+                Ok(rows) if rows.is_empty() => self.done = true,
+                Ok(rows) => self.buffered.extend(rows),
+                Err(err) => {
+                    self.done = true;
+                    return Some(Err(err));
+                }
+            }
+        }
+        let row = self.buffered.pop_front()?;
+        Some(Ok(row.values.into_iter().map(|v| v.into_option().map(String::from)).collect()))
+    }
+}
+
+impl Drop for Rows {
+    fn drop(&mut self) {
+        // A close that fails means the host is gone or the query already
+        // ended; either way there is nothing left to release.
+        let _ = self.host.query_close(self.id);
+    }
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows").field("id", &self.id).field("columns", &self.columns).finish()
     }
 }
 

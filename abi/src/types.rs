@@ -21,7 +21,7 @@ use abi_stable::{
     library::RootModule,
     package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
-    std_types::{RBox, RResult, RStr, RString, RVec, Tuple2},
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
@@ -120,6 +120,11 @@ stable_codes! {
     UNKNOWN_PHASE = 3 => "UnknownPhase",
     /// Plugin code panicked; the SDK caught it at the boundary.
     PANICKED = 4 => "Panicked",
+    /// The host refused a query before it reached the database: the
+    /// statement gate, or a run whose source is not a database.
+    QUERY_REFUSED = 5 => "QueryRefused",
+    /// The database answered a query with an error.
+    QUERY_FAILED = 6 => "QueryFailed",
 }
 
 stable_codes! {
@@ -478,13 +483,63 @@ pub enum LogLevel {
     Error = 4,
 }
 
+/// A column of a query's result.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct QueryColumn {
+    /// The column's name.
+    pub name: RString,
+    /// Its PostgreSQL type, e.g. `int8` or `text`.
+    pub type_name: RString,
+}
+
+/// A query the host opened for a plugin: a cursor the plugin reads with
+/// [`Host::query_next`] and closes with [`Host::query_close`].
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct QueryCursor {
+    /// The host's handle on the cursor.
+    pub id: u64,
+    /// The result's columns, in order.
+    pub columns: RVec<QueryColumn>,
+}
+
+/// One row of a query's result.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct QueryRow {
+    /// One value per column in PostgreSQL's text format; `RNone` is NULL.
+    pub values: RVec<ROption<RString>>,
+}
+
 /// The services the host offers a plugin during a run: the plugin's only way
 /// to reach the world. It holds no file path, database handle or credential.
 #[sabi_trait]
 pub trait Host: Send + Sync {
     /// Records a log line in the host's log, tagged with the plugin.
-    #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, message: RStr<'_>);
+
+    /// Opens a read-only query on the run's database snapshot. The host
+    /// checks the statement (one read; see the README's statement gate)
+    /// before the server sees it, runs it inside the run's read-only
+    /// transaction and logs it in the run's query log. `params` are bound to
+    /// `$1`, `$2`, … in PostgreSQL's text format. Errors: `QueryRefused`
+    /// (the gate, or a source that is not a database), `QueryFailed` (the
+    /// server's error, with its SQLSTATE).
+    fn query_open(
+        &self,
+        sql: RStr<'_>,
+        params: RSlice<'_, RStr<'_>>,
+    ) -> RResult<QueryCursor, PluginError>;
+
+    /// The next rows of an open query, at most `max_rows`; empty once the
+    /// result is exhausted.
+    fn query_next(&self, cursor: u64, max_rows: u32) -> RResult<RVec<QueryRow>, PluginError>;
+
+    /// Closes a query; the host closes those still open when the phase
+    /// ends.
+    #[sabi(last_prefix_field)]
+    fn query_close(&self, cursor: u64) -> RResult<(), PluginError>;
 }
 
 /// The host context a plugin receives when a run starts.

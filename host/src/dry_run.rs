@@ -29,6 +29,7 @@ use crate::load::{self, LoadError, LoadedPlugin};
 use crate::plugin::PhaseOutcome;
 use crate::policy::kill_switch::{self, Dispatcher, Refusal};
 use crate::run::plan::{PlanSink, PlanWriter, Rejected};
+use crate::run::queries::{self, QueryTotals, RunQueries};
 use crate::run::report::{
     self, IntegrityReport, KillSwitchReport, PhaseSummary, Resources, Summary, Verdict,
     FINDING_EXAMPLES,
@@ -113,6 +114,7 @@ pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Res
             problems: Vec::new(),
         },
         resources: Resources::default(),
+        queries: QueryTotals::default(),
         duration_ms: 0,
     };
 
@@ -218,8 +220,15 @@ fn execute(
         Err(NotReady::Refused(reason)) => return Err(Stop::Refused(reason)),
         Err(NotReady::Failed(reason)) => return Err(Stop::Failed(reason)),
     }
-
-    run_phases(options, source, run, state, summary, &mut worker)?;
+    let (session, no_session) = match source.query_session(&run.id).map_err(Stop::Failed)? {
+        Ok(session) => (Some(session), String::new()),
+        Err(why) => (None, why),
+    };
+    let mut queries =
+        RunQueries::new(&run.path, session, &no_session).map_err(io(queries::QUERY_LOG))?;
+    let ran = run_phases(options, source, run, state, summary, &mut worker, &mut queries);
+    summary.queries = queries.finish().map_err(io(queries::QUERY_LOG))?;
+    ran?;
 
     let enabled = worker.execution_enabled().map_err(crashed)?;
     summary.kill_switch.execution_enabled_after = Some(enabled);
@@ -255,6 +264,7 @@ fn run_phases(
     state: &mut RunState,
     summary: &mut Summary,
     worker: &mut Worker,
+    queries: &mut RunQueries,
 ) -> Result<(), Stop> {
     let failed = |what: String| Stop::Failed(what);
     worker.start_run(WireMode::DryRun).map_err(|e| failed(format!("start_run: {e}")))?;
@@ -290,10 +300,14 @@ fn run_phases(
                 state
                     .running(&phase.name, batch_index)
                     .map_err(|e| failed(format!("run.json: {e}")))?;
-                let PhaseReply { mut outcome, elapsed } = replies.next_phase().map_err(|e| {
-                    phase.status = "failed".to_owned();
-                    failed(format!("phase `{}` on batch {batch_index}: {e}", phase.name))
-                })?;
+                queries.at(&phase.name, batch_index);
+                let PhaseReply { mut outcome, elapsed } =
+                    replies.next_phase(queries).map_err(|e| {
+                        phase.status = "failed".to_owned();
+                        // A query that ended the run is why the phase failed.
+                        let why = queries.fatal().map_or_else(|| e.to_string(), str::to_owned);
+                        failed(format!("phase `{}` on batch {batch_index}: {why}", phase.name))
+                    })?;
                 durations[index] += elapsed;
                 phase.duration_ms = millis(durations[index]);
                 for op in &outcome.plan {
@@ -304,6 +318,10 @@ fn run_phases(
                 source.after_phase().map_err(|e| {
                     phase.status = "failed".to_owned();
                     failed(format!("after phase `{}` on batch {batch_index}: {e}", phase.name))
+                })?;
+                queries.end_phase().map_err(|reason| {
+                    phase.status = "failed".to_owned();
+                    failed(format!("phase `{}` on batch {batch_index}: {reason}", phase.name))
                 })?;
                 if let Some(reason) = stop_reason(phase, &outcome) {
                     return Err(failed(format!(

@@ -245,6 +245,30 @@ fn an_invalid_plan_stops_the_run_at_its_phase_and_batch() {
 }
 
 #[test]
+fn queries_are_refused_and_logged_when_the_source_is_not_a_database() {
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("queries");
+    let (out, run) = dry_run(&scratch, &dir, &[]);
+    out.expect(
+        1,
+        "phase `discover` on batch 0: QueryRefused: the run's source (embedded) is not a database",
+    );
+    let log: Vec<Value> = fs::read_to_string(run.join("queries.jsonl"))
+        .expect("queries.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert!(log.len() > 50, "every statement is logged, even with no database");
+    for entry in &log {
+        assert_eq!(entry["outcome"], "refused", "{entry:#}");
+        assert_eq!(entry["error"], "the run's source (embedded) is not a database");
+    }
+    let summary = json(&run.join("summary.json"));
+    assert_eq!(summary["queries"]["refused"], log.len());
+    assert_eq!(summary["queries"]["statements"], log.len());
+}
+
+#[test]
 fn a_panic_in_a_phase_fails_the_run_with_its_message() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("panic_in_phase");

@@ -219,3 +219,284 @@ fn a_malformed_env_file_is_a_usage_error_naming_the_line() {
     out.expect(2, &format!("{}:2: expected KEY=VALUE", env.display()));
     assert!(list(&scratch.path().join("runs")).is_empty(), "no run folder for a usage error");
 }
+
+/// The statements of `tests/sql/bypasses.txt`.
+fn bypasses() -> Vec<String> {
+    let path = sidecar_tests::workspace_root().join("tests/sql/bypasses.txt");
+    fs::read_to_string(path)
+        .expect("bypasses.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Everything a bypass could change, as one string: every row of the three
+/// tables, the relations of `public` with their privileges and comments,
+/// the large objects, and the server settings in `postgresql.auto.conf`.
+fn checksum(db: &mut TestDb) -> String {
+    let row = db
+        .owner
+        .query_one(
+            "SELECT md5(concat_ws('|', \
+               (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM source_document t), \
+               (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM source_version t), \
+               (SELECT string_agg(t::text, ',' ORDER BY t.id) FROM information_unit t), \
+               (SELECT string_agg(relname || ':' || coalesce(relacl::text, '') || ':' || \
+                  coalesce(obj_description(oid, 'pg_class'), ''), ',' ORDER BY relname) \
+                FROM pg_class WHERE relnamespace = 'public'::regnamespace), \
+               (SELECT count(*) FROM pg_largeobject_metadata), \
+               (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) \
+                FROM pg_settings WHERE source = 'configuration file')))",
+            &[],
+        )
+        .expect("checksum");
+    row.get(0)
+}
+
+fn query_log(run: &Path) -> Vec<Value> {
+    fs::read_to_string(run.join("queries.jsonl"))
+        .expect("queries.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn every_bypass_is_refused_by_the_gate_and_logged_and_the_database_is_unchanged() {
+    let scratch = Scratch::new();
+    let mut db = TestDb::new();
+    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
+    let env = env_file(&scratch, &db, &role);
+    let dir = scratch.test_plugin("queries");
+    let before = checksum(&mut db);
+
+    let source = ["--source", "postgres", "--env-file", path_str(&env), "--batch-size", "1000"];
+    let (out, run) = dry_run(&scratch, &dir, &source);
+    out.expect(0, "Completed");
+
+    let log = query_log(&run);
+    let bypasses = bypasses();
+    assert!(bypasses.len() >= 50, "the checklist is all there");
+    for sql in &bypasses {
+        let entry = log.iter().find(|e| e["sql"] == sql.as_str()).expect("every bypass is logged");
+        assert_eq!(entry["outcome"], "refused", "{entry:#}");
+        assert_eq!(entry["phase"], "discover");
+        assert_eq!(entry["batch"], 0);
+        let error = entry["error"].as_str().expect("error");
+        assert!(error.starts_with("refused by the statement gate: "), "{entry:#}");
+        assert_eq!(entry["rows"], 0);
+    }
+    // What a plugin may do: a parameterised read on the run's snapshot, and
+    // time in the database.
+    let read = log
+        .iter()
+        .find(|e| e["sql"].as_str().is_some_and(|s| s.starts_with("SELECT count(*)")))
+        .expect("the plugin's read");
+    assert_eq!(read["outcome"], "ok", "{read:#}");
+    assert_eq!(read["rows"], 1);
+    assert_eq!(read["params"][0], "1");
+    assert!(read["micros"].as_u64().is_some());
+    let summary = json(&run.join("summary.json"));
+    let discover = &summary["phases"][0];
+    assert_eq!(discover["counts"]["documents_from_here"], 300, "{discover:#}");
+    let n = bypasses.len() as u64;
+    assert_eq!(summary["queries"]["statements"], n + 2);
+    assert_eq!(summary["queries"]["refused"], n);
+    assert_eq!(summary["queries"]["failed"], 0);
+    assert_eq!(summary["queries"]["rows"], 2);
+
+    assert_eq!(checksum(&mut db), before, "the database changed");
+}
+
+/// What the server does with a bypass when the gate is off.
+#[derive(Debug, Clone, Copy)]
+enum Server {
+    /// Rejects it with this SQLSTATE.
+    Rejects(&'static str),
+    /// Accepts it; the transaction is still the run's read-only one and
+    /// nothing outlives its rollback.
+    Contains,
+    /// Accepts it, and the host's after-phase check fails the run with a
+    /// reason containing this text.
+    Detects(&'static str),
+}
+
+/// The server's own layers against every bypass, gate off: what each one
+/// does is asserted line by line, so a change in the server or in the
+/// session the host opens cannot go unnoticed.
+#[test]
+fn with_the_gate_off_the_role_and_the_snapshot_reject_or_contain_every_bypass() {
+    use sidecar::pg::query::QuerySession;
+    use Server::{Contains, Detects, Rejects};
+
+    let scratch = Scratch::new();
+    let mut db = TestDb::new();
+    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
+    let target = sidecar::pg::Target::from_env_file(&env_file(&scratch, &db, &role)).expect("env");
+    let before = checksum(&mut db);
+    let expected: &[(&str, Server)] = &[
+        ("SET default_transaction_read_only", Contains),
+        ("RESET default_transaction_read_only", Contains),
+        ("SELECT set_config('default_transaction_read_only'", Contains),
+        ("SET SESSION CHARACTERISTICS", Contains),
+        ("BEGIN READ WRITE", Rejects("25001")),
+        ("START TRANSACTION READ WRITE", Rejects("25001")),
+        ("SET transaction_read_only = off", Rejects("25001")),
+        ("COMMIT", Detects("transaction was ended")),
+        ("ROLLBACK", Detects("transaction was ended")),
+        ("SELECT lo_create", Detects("a transaction id")),
+        ("SELECT lo_from_bytea", Detects("a transaction id")),
+        ("SELECT lo_import", Rejects("42501")),
+        ("SET ROLE", Rejects("42501")),
+        ("SELECT dblink_exec", Rejects("42883")),
+        ("COPY source_document TO", Rejects("42501")),
+        ("COPY (SELECT 1) TO PROGRAM", Rejects("42501")),
+        ("ALTER SYSTEM", Rejects("25001")),
+        // Accepted with a warning, and skipped: the role does not own it.
+        ("ANALYZE", Contains),
+        ("VACUUM", Rejects("25001")),
+        ("REINDEX", Rejects("42501")),
+        ("CHECKPOINT", Rejects("42501")),
+        ("SELECT pg_reload_conf", Rejects("42501")),
+        ("SELECT pg_switch_wal", Rejects("42501")),
+        ("SELECT pg_stat_reset", Rejects("42501")),
+        // A role may signal only its own backends; this one ends itself.
+        ("SELECT pg_terminate_backend", Rejects("57P01")),
+        ("SELECT pg_advisory_lock", Detects("advisory lock")),
+        // Released by the rollback, but counted while the phase runs.
+        ("SELECT pg_try_advisory_xact_lock", Detects("advisory lock")),
+        // Notifications are delivered at commit; the run never commits.
+        ("NOTIFY", Contains),
+        ("SELECT pg_notify", Contains),
+        ("LISTEN", Contains),
+        ("LOCK TABLE", Rejects("42501")),
+        ("PREPARE TRANSACTION", Rejects("55000")),
+        ("INSERT", Rejects("25006")),
+        ("UPDATE", Rejects("25006")),
+        ("DELETE", Rejects("25006")),
+        ("TRUNCATE", Rejects("25006")),
+        ("MERGE", Rejects("25006")),
+        ("WITH d AS (DELETE", Rejects("25006")),
+        ("SELECT * FROM source_document FOR UPDATE", Rejects("25006")),
+        ("SELECT 1 AS a INTO", Rejects("25006")),
+        ("CREATE TABLE", Rejects("25006")),
+        ("CREATE TEMP TABLE", Rejects("25006")),
+        ("DROP TABLE", Rejects("25006")),
+        ("COMMENT ON", Rejects("25006")),
+        ("GRANT", Rejects("25006")),
+        ("DO $$", Rejects("25006")),
+        ("EXPLAIN ANALYZE DELETE", Rejects("25006")),
+        ("SELECT txid_current", Detects("a transaction id")),
+        ("SELECT query_to_xml", Rejects("0A000")),
+        // The extended protocol takes one statement.
+        ("SELECT 1; DELETE", Rejects("42601")),
+        // A holdable cursor outlives only a commit.
+        ("DECLARE", Contains),
+        ("DISCARD ALL", Rejects("25001")),
+    ];
+    let bypasses = bypasses();
+    assert_eq!(bypasses.len(), expected.len(), "one expectation per line of bypasses.txt");
+    for (sql, (prefix, server)) in bypasses.iter().zip(expected) {
+        assert!(sql.starts_with(prefix), "bypasses.txt and this table are out of step at {sql}");
+        let mut session = QuerySession::open(
+            &target,
+            "sidecar-gate-off",
+            std::time::Duration::from_secs(10),
+            None,
+        )
+        .expect("open a session as the read-only role");
+        let result = session.execute_ungated(sql);
+        match (server, result) {
+            (Rejects(code), Err(err)) => assert_eq!(err.sqlstate(), Some(*code), "{sql}: {err}"),
+            (Contains, Ok(_)) => {
+                session.check().unwrap_or_else(|e| panic!("{sql}: {e}"));
+                session.finish();
+            }
+            (Detects(reason), Ok(_)) => {
+                let err = session.check().expect_err(sql);
+                assert!(err.contains(reason), "{sql}: {err}");
+            }
+            (expected, got) => panic!("{sql}: expected {expected:?}, got {got:?}"),
+        }
+    }
+    assert_eq!(checksum(&mut db), before, "the database changed");
+}
+
+#[test]
+fn a_statement_timeout_fails_the_run_and_names_it() {
+    let scratch = Scratch::new();
+    let mut db = TestDb::new();
+    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
+    let env = env_file(&scratch, &db, &role);
+    let dir = scratch.test_plugin("queries");
+    let source =
+        ["--source", "postgres", "--env-file", path_str(&env), "--statement-timeout", "150ms"];
+    let (out, run) = dry_run(&scratch, &dir, &source);
+    out.expect(1, "statement timeout");
+    let state = json(&run.join("run.json"));
+    assert_eq!(state["state"], "failed");
+    assert_eq!(state["phase"], "discover");
+    assert_eq!(state["batch"], 0);
+    let reason = state["reason"].as_str().expect("reason");
+    assert!(reason.contains("57014") && reason.contains("statement timeout"), "{reason}");
+    let log = query_log(&run);
+    let sleep = log.iter().find(|e| e["sql"] == "SELECT pg_sleep(0.2)").expect("logged");
+    assert_eq!(sleep["outcome"], "failed");
+    assert_eq!(sleep["sqlstate"], "57014");
+    assert!(list(&run.join("plan")).iter().all(|p| p.to_string_lossy().ends_with(".partial")));
+}
+
+#[test]
+fn a_backend_terminated_mid_run_fails_the_run_truthfully() {
+    let scratch = Scratch::new();
+    let mut db = TestDb::new();
+    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
+    let env = env_file(&scratch, &db, &role);
+    let dir = scratch.test_plugin("queries");
+    let runs = scratch.path().join("runs");
+    // 30 batches of 10 documents, each at least 0.2 s in the database.
+    let child = std::process::Command::new(sidecar_tests::sidecar_bin())
+        .args(["dry-run", path_str(&dir), "--runs-dir", path_str(&runs)])
+        .args(["--source", "postgres", "--env-file", path_str(&env), "--batch-size", "10"])
+        .current_dir(scratch.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Both of the run's connections, once it is running a later batch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let terminated = loop {
+        assert!(std::time::Instant::now() < deadline, "the run never reached batch 2");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let running = list(&runs)
+            .first()
+            .and_then(|run| fs::read_to_string(run.join("run.json")).ok())
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some_and(|state| state["batch"].as_u64().is_some_and(|b| b >= 2));
+        if !running {
+            continue;
+        }
+        let rows = db
+            .owner
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name LIKE 'sidecar-%'",
+                &[],
+            )
+            .expect("terminate");
+        break rows.len();
+    };
+    assert_eq!(terminated, 2, "the source and the query session");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let run = list(&runs).into_iter().next().expect("run folder");
+    let state = json(&run.join("run.json"));
+    assert_eq!(state["state"], "failed");
+    let reason = state["reason"].as_str().expect("reason");
+    assert!(reason.contains("terminating connection") || reason.contains("connection"), "{reason}");
+    assert!(state["batch"].as_u64().is_some_and(|b| b >= 2), "{state:#}");
+    assert!(!stderr.contains(PASSWORD));
+}

@@ -2,6 +2,8 @@
 //! ([`target`]), and the source with its layered read-only policy
 //! ([`source`]).
 
+pub mod gate;
+pub mod query;
 pub mod source;
 pub mod target;
 

@@ -22,9 +22,12 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 use serde::{Deserialize, Serialize};
 
+use super::query::QuerySession;
 use super::target::Target;
 use crate::source::record::{InformationUnit, RecordBatch, SourceDocument, SourceVersion};
-use crate::source::{sha256_hex, Batches, NotReady, Source, SourceError, SourceIdentity};
+use crate::source::{
+    sha256_hex, Batches, NotReady, QuerySessionOrWhyNot, Source, SourceError, SourceIdentity,
+};
 
 /// The preflight query: one row per reason the role could write.
 pub const PREFLIGHT: &str = include_str!("../../sql/preflight.sql");
@@ -258,6 +261,17 @@ impl Source for PgSource {
             ))),
             (None, mode) => Err(self.failed(format!("transaction_read_only is `{mode}`"))),
         }
+    }
+
+    fn query_session(&self, run_id: &str) -> Result<QuerySessionOrWhyNot, String> {
+        let snapshot = self.session().as_ref().map(|s| s.state.snapshot_id.clone());
+        let Some(snapshot) = snapshot else {
+            return Err("the source was not prepared".to_owned());
+        };
+        let application_name = format!("sidecar-{run_id}");
+        QuerySession::open(&self.target, &application_name, self.connect_timeout, Some(&snapshot))
+            .map(Ok)
+            .map_err(|reason| format!("{}: {reason}", self.target.describe()))
     }
 
     fn finish(&self) {

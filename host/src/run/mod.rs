@@ -5,11 +5,13 @@
 //! run.json             state, updated atomically at every step
 //! plan/NN-<phase>.jsonl the operations a live run would perform
 //! approvals/<phase>.json a pending approval stub per mutating phase
+//! queries.jsonl        every statement the plugin sent, and what became of it
 //! kb/*.md              the run's reports
 //! summary.json         written last; never claims success for a failed run
 //! ```
 
 pub mod plan;
+pub mod queries;
 pub mod report;
 pub mod state;
 

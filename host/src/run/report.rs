@@ -15,6 +15,7 @@ use crate::integrity::manifest::Sha256Digest;
 use crate::integrity::tree::write_atomically;
 use crate::plugin::{Finding, PluginInfo};
 use crate::policy::kill_switch::LiveRefusal;
+use crate::run::queries::QueryTotals;
 use crate::source::SourceIdentity;
 
 /// How many findings of each phase are kept for the reports (all are
@@ -141,6 +142,8 @@ pub struct Summary {
     pub integrity: IntegrityReport,
     /// Peak memory of the processes of the run.
     pub resources: Resources,
+    /// The plugin's queries (each one is in `queries.jsonl`).
+    pub queries: QueryTotals,
     /// Wall time of the run.
     pub duration_ms: u64,
 }

@@ -94,6 +94,13 @@ pub trait Source: Send + Sync {
         Ok(())
     }
 
+    /// After `prepare`: a session for the plugin's queries on the same data
+    /// (layer 5), or `Ok(None)` with the reason a plugin is told when this
+    /// source has no database to ask.
+    fn query_session(&self, _run_id: &str) -> Result<QuerySessionOrWhyNot, String> {
+        Ok(Err(format!("the run's source ({}) is not a database", self.describe().kind)))
+    }
+
     /// The run is over: release what `prepare` took (a database
     /// transaction is rolled back, never committed).
     fn finish(&self) {}
@@ -102,6 +109,9 @@ pub trait Source: Send + Sync {
     /// `max_documents` of 0 is taken as 1, so a batch is never empty).
     fn batches(&self, max_documents: usize) -> Batches<'_>;
 }
+
+/// A query session, or why a source has none.
+pub type QuerySessionOrWhyNot = Result<crate::pg::query::QuerySession, String>;
 
 /// The batches read ahead on a thread of `scope`, at most `ahead` ready
 /// before they are taken, so that reading or generating the next batch

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::protocol::{
-    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, FRAME_BUFFER, PROTOCOL,
-    PROTOCOL_VERSION,
+    read_frame, write_frame, Event, QueryAnswer, QueryCall, QueryFailure, Reply, Request,
+    WireError, WireMode, FRAME_BUFFER, PROTOCOL, PROTOCOL_VERSION,
 };
 use crate::plugin::{PhaseOutcome, PluginInfo};
 use crate::source::record::RecordBatch;
@@ -90,6 +90,27 @@ impl From<WireError> for WorkerError {
             WireError::Load { summary, detail } => Self::Load { summary, detail },
             WireError::Protocol { message } => Self::Protocol(message),
         }
+    }
+}
+
+/// What answers a plugin's queries while a phase runs: the run's query
+/// service (see `crate::run::queries`), or [`NoQueries`] outside a phase.
+pub trait QueryService {
+    /// Answers one call; a refusal or failure goes back to the plugin as an
+    /// error.
+    fn answer(&mut self, call: QueryCall) -> Result<QueryAnswer, QueryFailure>;
+}
+
+/// Refuses every query: the answer outside a phase.
+#[derive(Debug, Default)]
+pub struct NoQueries;
+
+impl QueryService for NoQueries {
+    fn answer(&mut self, _call: QueryCall) -> Result<QueryAnswer, QueryFailure> {
+        Err(QueryFailure {
+            refused: true,
+            message: "queries are served only while a phase runs".to_owned(),
+        })
     }
 }
 
@@ -293,10 +314,27 @@ impl Worker {
 
     /// The next reply, within the deadline, forwarding log lines meanwhile.
     fn wait(&mut self, call: &'static str) -> Result<Reply, WorkerError> {
-        let deadline = Instant::now() + self.timeout;
+        self.wait_serving(call, &mut NoQueries)
+    }
+
+    /// The next reply, within the deadline, forwarding log lines and
+    /// answering the plugin's queries meanwhile. The deadline restarts with
+    /// every answer: a slow query is the database's time (bounded by its
+    /// `statement_timeout`), not the plugin's.
+    fn wait_serving(
+        &mut self,
+        call: &'static str,
+        queries: &mut dyn QueryService,
+    ) -> Result<Reply, WorkerError> {
+        let mut deadline = Instant::now() + self.timeout;
         loop {
             match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Ok(Event::Log { level, message })) => self.forward_log(&level, &message),
+                Ok(Ok(Event::Query { call: query })) => {
+                    let result = queries.answer(query);
+                    self.send(&Request::QueryAnswer { result }, call)?;
+                    deadline = Instant::now() + self.timeout;
+                }
                 Ok(Ok(Event::Reply { result })) => return result.map_err(WorkerError::from),
                 Ok(Ok(Event::Hello { .. })) => {
                     self.kill();
@@ -393,9 +431,13 @@ pub struct PhaseReply {
 }
 
 impl BatchRun<'_> {
-    /// The outcome of the next phase, within the call deadline.
-    pub fn next_phase(&mut self) -> Result<PhaseReply, WorkerError> {
-        match self.worker.wait("run_phase")? {
+    /// The outcome of the next phase, within the call deadline; `queries`
+    /// answers the queries the plugin makes meanwhile.
+    pub fn next_phase(
+        &mut self,
+        queries: &mut dyn QueryService,
+    ) -> Result<PhaseReply, WorkerError> {
+        match self.worker.wait_serving("run_phase", queries)? {
             Reply::PhaseOutcome { outcome, micros } => {
                 Ok(PhaseReply { outcome, elapsed: Duration::from_micros(micros) })
             }

@@ -8,4 +8,4 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
-pub use client::{BatchRun, PhaseReply, Worker, WorkerError};
+pub use client::{BatchRun, NoQueries, PhaseReply, QueryService, Worker, WorkerError};

@@ -22,7 +22,7 @@ use crate::source::record::RecordBatch;
 /// The protocol's name, sent in `Hello`.
 pub const PROTOCOL: &str = "sidecar-worker";
 /// The protocol's version, sent in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The buffer each side reads and writes frames through: a plan's many
 /// small strings go to the pipe in large writes.
@@ -68,6 +68,12 @@ pub enum Request {
         /// The mode.
         mode: WireMode,
     },
+    /// The answer to the worker's last [`Event::Query`]; sent only while a
+    /// `RunBatch` is in progress, and only in reply to one.
+    QueryAnswer {
+        /// What the host's query service answered.
+        result: Result<QueryAnswer, QueryFailure>,
+    },
     /// Call `finish` on the current run and drop it.
     FinishRun,
     /// Exit cleanly.
@@ -95,6 +101,12 @@ pub enum Event<O = PhaseOutcome> {
         level: String,
         /// The line.
         message: String,
+    },
+    /// A plugin's call to a query method of its host context, made while
+    /// a phase runs; the worker waits for [`Request::QueryAnswer`].
+    Query {
+        /// The call.
+        call: QueryCall,
     },
     /// The answer to the last request.
     Reply {
@@ -137,6 +149,60 @@ pub enum Reply<O = PhaseOutcome> {
     RunFinished,
     /// The worker is exiting.
     Bye,
+}
+
+/// A plugin's query call, as the worker forwards it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryCall {
+    /// `Host::query_open`.
+    Open {
+        /// The statement, as the plugin wrote it.
+        sql: String,
+        /// Text parameters for `$1`, `$2`, ….
+        params: Vec<String>,
+    },
+    /// `Host::query_next`.
+    Next {
+        /// The cursor.
+        cursor: u64,
+        /// At most this many rows.
+        max_rows: u32,
+    },
+    /// `Host::query_close`.
+    Close {
+        /// The cursor.
+        cursor: u64,
+    },
+}
+
+/// What the host answers a [`QueryCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryAnswer {
+    /// The query is open.
+    Opened {
+        /// Its cursor.
+        cursor: u64,
+        /// Its columns: name and type name.
+        columns: Vec<(String, String)>,
+    },
+    /// The next rows; empty at the end.
+    Rows {
+        /// Text values, `None` for NULL.
+        rows: Vec<Vec<Option<String>>>,
+    },
+    /// The query is closed.
+    Closed,
+}
+
+/// Why the host did not answer a [`QueryCall`] with rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryFailure {
+    /// `true`: the host refused it before the server saw it.
+    pub refused: bool,
+    /// One line for the plugin.
+    pub message: String,
 }
 
 /// A failed answer.

@@ -15,25 +15,27 @@ use std::time::Instant;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use sidecar_abi::{
-    self as abi, Host, Host_TO, LogLevel, Mode, PluginError, PluginModRef, PluginRunBox,
+    self as abi, ErrorKind, Host, Host_TO, LogLevel, Mode, PluginError, PluginModRef, PluginRunBox,
+    QueryColumn, QueryCursor, QueryRow,
 };
 
 use super::protocol::{
-    read_frame, write_frame, Event, Reply, Request, WireError, WireMode, FRAME_BUFFER, PROTOCOL,
-    PROTOCOL_VERSION,
+    read_frame, write_frame, Event, QueryAnswer, QueryCall, Reply, Request, WireError, WireMode,
+    FRAME_BUFFER, PROTOCOL, PROTOCOL_VERSION,
 };
 use crate::plugin::{PluginInfo, WireOutcome};
 use crate::source::record::RecordBatch;
 use crate::sys;
 
 type Output = Arc<Mutex<BufWriter<File>>>;
+type Input = Arc<Mutex<BufReader<File>>>;
 
 /// Runs the worker until the host says `Shutdown` or closes the channel.
 pub fn serve() -> io::Result<()> {
     let fds = sys::take_protocol_fds()?;
-    let mut input = BufReader::with_capacity(FRAME_BUFFER, fds.input);
+    let input: Input = Arc::new(Mutex::new(BufReader::with_capacity(FRAME_BUFFER, fds.input)));
     let output: Output = Arc::new(Mutex::new(BufWriter::with_capacity(FRAME_BUFFER, fds.output)));
     send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION })?;
 
@@ -41,9 +43,12 @@ pub fn serve() -> io::Result<()> {
         module: None,
         run: None,
         batch: abi::RecordBatch::default(),
+        input: Arc::clone(&input),
         output: Arc::clone(&output),
     };
-    while let Some(request) = read_frame::<Request>(&mut input)? {
+    loop {
+        let request = read_frame::<Request>(&mut *lock(&input))?;
+        let Some(request) = request else { break };
         if let Request::RunBatch { batch, phases, mode } = request {
             worker.run_batch(batch, &phases, mode)?;
             continue;
@@ -59,8 +64,11 @@ pub fn serve() -> io::Result<()> {
 }
 
 fn send(output: &Output, event: &Event<WireOutcome>) -> io::Result<()> {
-    let mut out = output.lock().unwrap_or_else(PoisonError::into_inner);
-    write_frame(&mut *out, event)
+    write_frame(&mut *lock(output), event)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Worker {
@@ -69,6 +77,7 @@ struct Worker {
     /// What `run_phase` passes the plugin; empty until the host sends one, so
     /// the refusal probe's context holds no data.
     batch: abi::RecordBatch,
+    input: Input,
     output: Output,
 }
 
@@ -101,7 +110,10 @@ impl Worker {
                     return Err(protocol("a run is already in progress"));
                 }
                 let host = Host_TO::from_value(
-                    HostServices { output: Arc::clone(&self.output) },
+                    HostServices {
+                        input: Arc::clone(&self.input),
+                        output: Arc::clone(&self.output),
+                    },
                     TD_Opaque,
                 );
                 let run = plugin_result((module.start_run())(host, abi_mode(mode)))?;
@@ -113,6 +125,7 @@ impl Worker {
                 plugin_result(run.finish())?;
                 Ok(Reply::RunFinished)
             }
+            Request::QueryAnswer { .. } => Err(protocol("a query answer with no query asked")),
             Request::Load | Request::Shutdown | Request::RunBatch { .. } => {
                 Err(protocol("unreachable request"))
             }
@@ -222,9 +235,39 @@ fn plugin_result<T>(result: RResult<T, PluginError>) -> Result<T, WireError> {
     })
 }
 
-/// The host services a plugin gets: for now, logging back to the host.
+/// The host services a plugin gets: log lines and queries, both forwarded
+/// to the host over the worker's channel. The worker holds no connection:
+/// a query is a message, and the host decides what reaches the database.
 struct HostServices {
+    input: Input,
     output: Output,
+}
+
+impl HostServices {
+    /// Sends `call` and waits for the host's answer. Holding the input for
+    /// the whole exchange keeps calls from several plugin threads apart.
+    fn ask(&self, call: QueryCall) -> Result<QueryAnswer, PluginError> {
+        let mut input = lock(&self.input);
+        let lost = |err: io::Error| {
+            PluginError::new(ErrorKind::QUERY_FAILED, format!("host channel lost: {err}"))
+        };
+        send(&self.output, &Event::Query { call }).map_err(lost)?;
+        match read_frame::<Request>(&mut *input).map_err(lost)? {
+            Some(Request::QueryAnswer { result }) => result.map_err(|failure| {
+                let kind = if failure.refused {
+                    ErrorKind::QUERY_REFUSED
+                } else {
+                    ErrorKind::QUERY_FAILED
+                };
+                PluginError::new(kind, failure.message)
+            }),
+            Some(other) => Err(PluginError::new(
+                ErrorKind::QUERY_FAILED,
+                format!("worker protocol: expected a query answer, got {other:?}"),
+            )),
+            None => Err(PluginError::new(ErrorKind::QUERY_FAILED, "host channel closed")),
+        }
+    }
 }
 
 impl Host for HostServices {
@@ -241,6 +284,60 @@ impl Host for HostServices {
         let _ =
             send(&self.output, &Event::Log { level: level.into(), message: message.to_string() });
     }
+
+    fn query_open(
+        &self,
+        sql: RStr<'_>,
+        params: RSlice<'_, RStr<'_>>,
+    ) -> RResult<QueryCursor, PluginError> {
+        let call = QueryCall::Open {
+            sql: sql.to_string(),
+            params: params.iter().map(ToString::to_string).collect(),
+        };
+        RResult::from(self.ask(call).and_then(|answer| {
+            match answer {
+                QueryAnswer::Opened { cursor, columns } => Ok(QueryCursor {
+                    id: cursor,
+                    columns: columns
+                        .into_iter()
+                        .map(|(name, type_name)| QueryColumn {
+                            name: name.into(),
+                            type_name: type_name.into(),
+                        })
+                        .collect(),
+                }),
+                other => Err(unexpected_answer(&other)),
+            }
+        }))
+    }
+
+    fn query_next(&self, cursor: u64, max_rows: u32) -> RResult<RVec<QueryRow>, PluginError> {
+        RResult::from(self.ask(QueryCall::Next { cursor, max_rows }).and_then(|answer| {
+            match answer {
+                QueryAnswer::Rows { rows } => Ok(rows
+                    .into_iter()
+                    .map(|values| QueryRow {
+                        values: values
+                            .into_iter()
+                            .map(|v| ROption::from(v.map(RString::from)))
+                            .collect(),
+                    })
+                    .collect()),
+                other => Err(unexpected_answer(&other)),
+            }
+        }))
+    }
+
+    fn query_close(&self, cursor: u64) -> RResult<(), PluginError> {
+        RResult::from(self.ask(QueryCall::Close { cursor }).and_then(|answer| match answer {
+            QueryAnswer::Closed => Ok(()),
+            other => Err(unexpected_answer(&other)),
+        }))
+    }
+}
+
+fn unexpected_answer(answer: &QueryAnswer) -> PluginError {
+    PluginError::new(ErrorKind::QUERY_FAILED, format!("worker protocol: unexpected {answer:?}"))
 }
 
 /// Loads the sealed library: `dlopen` of `/proc/self/fd/3`, the ABI version

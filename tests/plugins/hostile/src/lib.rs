@@ -14,7 +14,10 @@ use sidecar_abi::{
 pub struct Hostile;
 
 /// A run.
-pub struct HostileRun;
+pub struct HostileRun {
+    #[cfg_attr(not(feature = "queries"), allow(dead_code))]
+    ctx: Context,
+}
 
 impl Plugin for Hostile {
     type Run = HostileRun;
@@ -61,8 +64,8 @@ impl Plugin for Hostile {
         cfg!(feature = "execution_enabled")
     }
 
-    fn start_run(_ctx: Context, _mode: Mode) -> Result<HostileRun, PluginError> {
-        Ok(HostileRun)
+    fn start_run(ctx: Context, _mode: Mode) -> Result<HostileRun, PluginError> {
+        Ok(HostileRun { ctx })
     }
 }
 
@@ -80,6 +83,10 @@ impl Run for HostileRun {
             std::process::abort();
         }
         let mut outcome = PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64);
+        #[cfg(feature = "queries")]
+        if phase == "discover" {
+            queries::run(&self.ctx, batch, &mut outcome)?;
+        }
         if phase == "record" {
             static RECORDS: AtomicUsize = AtomicUsize::new(0);
             let record = RECORDS.fetch_add(1, Ordering::SeqCst);
@@ -94,6 +101,53 @@ impl Run for HostileRun {
             });
         }
         Ok(outcome)
+    }
+}
+
+/// The `queries` fixture: what a plugin can try through its host context.
+#[cfg(feature = "queries")]
+mod queries {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use abi_stable::std_types::Tuple2;
+    use sidecar_abi::sdk::Context;
+    use sidecar_abi::{Finding, PhaseOutcome, PluginError, RecordBatch, Severity};
+
+    const BYPASSES: &str = include_str!("../../../sql/bypasses.txt");
+
+    pub fn run(
+        ctx: &Context,
+        batch: &RecordBatch,
+        outcome: &mut PhaseOutcome,
+    ) -> Result<(), PluginError> {
+        static TRIED: AtomicBool = AtomicBool::new(false);
+        if !TRIED.swap(true, Ordering::SeqCst) {
+            for sql in BYPASSES.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                let answer = match ctx.query(sql, &[]) {
+                    Ok(rows) => format!("ran: {} row(s)", rows.count()),
+                    Err(err) => err.to_string(),
+                };
+                outcome.findings.push(Finding {
+                    severity: Severity::INFO,
+                    code: "bypass".into(),
+                    subject: sql.into(),
+                    message: answer.as_str().into(),
+                });
+            }
+        }
+        // A real read, with a parameter, on the run's snapshot.
+        let first = batch.documents.first().map_or(0, |d| d.id).to_string();
+        let mut rows =
+            ctx.query("SELECT count(*), min(id) FROM source_document WHERE id >= $1", &[&first])?;
+        let columns: Vec<String> =
+            rows.columns().iter().map(|c| format!("{}:{}", c.name, c.type_name)).collect();
+        let row = rows.next().ok_or_else(|| PluginError::failed("no row"))??;
+        let count = row[0].as_deref().unwrap_or("0").parse::<u64>().unwrap_or(0);
+        ctx.info(&format!("columns {}; {count} documents from {first}", columns.join(",")));
+        outcome.counts.push(Tuple2("documents_from_here".into(), count));
+        // Time in the database: what the statement timeout bounds.
+        ctx.query("SELECT pg_sleep(0.2)", &[])?.try_for_each(|row| row.map(drop))?;
+        Ok(())
     }
 }
 
