@@ -91,6 +91,14 @@ fn human(summary: &Summary) -> String {
             phase.findings.warning
         ));
     }
+    let q = &summary.queries;
+    if q.statements > 0 {
+        out.push_str(&format!(
+            "  queries      {} sent, {} refused by the host, {} failed at the server, {} rows  \
+             (queries.jsonl)\n",
+            q.statements, q.refused, q.failed, q.rows
+        ));
+    }
     let r = &summary.resources;
     if let (Some(host), Some(worker)) = (r.host_max_rss_kib, r.worker_max_rss_kib) {
         out.push_str(&format!(

@@ -331,3 +331,26 @@ impl QuerySession {
         self.client.execute(sql, &[]).map_err(|e| QueryError::server(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: Option<&str>) -> QueryError {
+        QueryError::Server { sqlstate: code.map(str::to_owned), message: "m".into() }
+    }
+
+    #[test]
+    fn faults_end_the_run_and_a_plugin_mistake_ends_only_its_query() {
+        for code in ["57014", "55P03", "57P01", "08006", "53200", "25006", "40001", "25P02"] {
+            assert!(server(Some(code)).ends_the_run(), "{code}");
+        }
+        assert!(server(None).ends_the_run(), "a connection error carries no SQLSTATE");
+        for code in ["42601", "42501", "42P01", "22012", "0A000"] {
+            assert!(!server(Some(code)).ends_the_run(), "{code}");
+        }
+        let refused = QueryError::Refused(Refused { reason: "r".into() });
+        assert!(!refused.ends_the_run());
+        assert_eq!(server(Some("57014")).to_string(), "m (SQLSTATE 57014)");
+    }
+}

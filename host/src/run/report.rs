@@ -386,6 +386,13 @@ pub fn write_kb(run_dir: &Path, summary: &Summary) -> io::Result<()> {
     for problem in &integrity.problems {
         let _ = writeln!(text, "- changed: {problem}");
     }
+    let q = &summary.queries;
+    let _ = writeln!(
+        text,
+        "- plugin queries: {} sent, {} refused by the host, {} failed at the server, {} rows \
+         returned (each statement is in `queries.jsonl`)",
+        q.statements, q.refused, q.failed, q.rows
+    );
     write_atomically(&kb.join("05-integrity.md"), text.as_bytes())?;
 
     let mut text = format!("# Decision — {who}\n\n");
