@@ -33,6 +33,9 @@ pub enum Command {
     /// Dry-run every phase of a plugin on a read-only source and write the
     /// plan a live run would execute.
     DryRun(DryRunArgs),
+    /// List the files that differ between two verified plugin directories
+    /// (exit 0 the same, 1 different, 2 trouble, like `diff`).
+    DiffTree(DiffTreeArgs),
     /// List, show or remove runs.
     Runs(RunsArgs),
     /// Write a generated Markdown corpus of a given size (for benchmarks).
@@ -48,6 +51,20 @@ pub struct LockOption {
     /// Lock file with pinned artifact digests [default: ./sidecar.lock when it exists].
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,
+}
+
+/// `sidecar diff-tree`.
+#[derive(Debug, Args)]
+pub struct DiffTreeArgs {
+    /// The directory compared from (e.g. the deployed version).
+    pub dir_a: PathBuf,
+    /// The directory compared to (e.g. the staged version).
+    pub dir_b: PathBuf,
+    #[command(flatten)]
+    pub lock: LockOption,
+    /// Print one JSON document instead of `diff -rq` lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sidecar seal`.

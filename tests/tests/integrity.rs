@@ -253,3 +253,50 @@ fn sha256_hex(bytes: &[u8]) -> String {
     let out = child.wait_with_output().expect("sha256sum output");
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_owned()
 }
+
+#[test]
+fn diff_tree_lists_changed_new_and_gone_files_like_diff_rq() {
+    let scratch = Scratch::new();
+    let a = scratch.reference("iu-cutter-v0.6");
+    let b = scratch.reference("iu-cutter-v0.6-o8a");
+    let same = scratch.sidecar(&["diff-tree", path_str(&a), path_str(&a)]);
+    same.expect(0, "");
+    assert_eq!(same.stdout, "", "identical trees print nothing");
+
+    fs::write(b.join("CHANGELOG.md"), "o8a\n").expect("write");
+    fs::remove_file(b.join("README.md")).expect("remove");
+    scratch.seal(&b);
+    let out = scratch.sidecar(&["diff-tree", path_str(&a), path_str(&b)]);
+    out.expect(1, "");
+    let (a_str, b_str) = (path_str(&a), path_str(&b));
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Files {a_str}/libiu_cutter.so and {b_str}/libiu_cutter.so differ\n\
+             Only in {a_str}: README.md\n\
+             Only in {b_str}: CHANGELOG.md\n"
+        )
+    );
+
+    let json = scratch.sidecar(&["diff-tree", path_str(&a), path_str(&b), "--json"]);
+    json.expect(1, "\"identical\": false");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["a"]["version"], "0.6");
+    assert_eq!(doc["b"]["version"], "0.6-o8a");
+    assert_eq!(doc["changed"][0]["path"], "libiu_cutter.so");
+    assert_eq!(doc["only_in_a"][0]["path"], "README.md");
+    assert_eq!(doc["only_in_b"][0]["path"], "CHANGELOG.md");
+}
+
+#[test]
+fn diff_tree_refuses_a_directory_that_does_not_verify() {
+    let scratch = Scratch::new();
+    let a = scratch.reference("iu-cutter-v0.6");
+    let b = scratch.reference("iu-cutter-v0.6-o8a");
+    fs::write(b.join("README.md"), "tampered\n").expect("write");
+    let out = scratch.sidecar(&["diff-tree", path_str(&a), path_str(&b)]);
+    out.expect(2, "cannot compare directories that do not verify");
+    assert!(out.stderr.contains("README.md"), "{out:#?}");
+    assert_eq!(out.stdout, "");
+}

@@ -2,6 +2,7 @@
 //!
 //! Invariant: nothing here writes into a plugin directory except [`tree::seal`].
 
+pub mod diff;
 pub mod lock;
 pub mod manifest;
 pub mod tree;
