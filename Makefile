@@ -15,7 +15,7 @@ HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe seg
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
 	flips_execution_enabled invalid_plan broken_cutter incompatible_abi
 
-.PHONY: all build plugins test-plugins demo test pg-virtualenv lint ci bench clean
+.PHONY: all build plugins test-plugins demo demo-pg test pg-virtualenv lint ci bench clean
 
 all: plugins
 
@@ -58,6 +58,12 @@ demo: plugins
 # a throwaway cluster, exports its PG* variables and removes it afterwards.
 PG_WRAP := $(if $(or $(DATABASE_URL),$(PGHOST)),,pg_virtualenv)
 
+# Optional: both reference versions dry-run from PostgreSQL (the embedded
+# corpus, read as a SELECT-only role through an env file); see tests/demo-pg.sh.
+demo-pg: plugins $(if $(PG_WRAP),pg-virtualenv)
+	$(CARGO) build --release --locked -q -p sidecar-tests --bin pg-load
+	$(PG_WRAP) env TARGET=$(TARGET) tests/demo-pg.sh
+
 test: plugins test-plugins $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked --workspace --tests
 	$(PG_WRAP) $(CARGO) test --release --locked --workspace
@@ -75,9 +81,10 @@ lint:
 
 ci: lint test
 
-bench: plugins
-	$(CARGO) build --release --locked -p sidecar-tests --bin bare-cut
-	$(CARGO) bench --locked -p sidecar-tests --bench cli
+# The PostgreSQL section needs a server (and psql): wrapped like `make test`.
+bench: plugins $(if $(PG_WRAP),pg-virtualenv)
+	$(CARGO) build --release --locked -p sidecar-tests --bin bare-cut --bin pg-load
+	$(PG_WRAP) $(CARGO) bench --locked -p sidecar-tests --bench cli
 
 clean:
 	$(CARGO) clean

@@ -155,6 +155,19 @@ pub fn worker_library_path() -> String {
 /// Peak resident memory in KiB: of this process (`children = false`), or
 /// of the largest child it has waited for (`children = true`).
 pub fn max_rss_kib(children: bool) -> Option<u64> {
+    if !children {
+        // `ru_maxrss` of RUSAGE_SELF survives fork and exec on Linux: it
+        // would report the peak of whatever launched the host. VmHWM is this
+        // address space's own peak.
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let hwm = status.as_deref().and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        if hwm.is_some() {
+            return hwm;
+        }
+    }
     let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `usage` is a valid, writable rusage; getrusage fills it or
