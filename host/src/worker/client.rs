@@ -318,9 +318,9 @@ impl Worker {
     }
 
     /// The next reply, within the deadline, forwarding log lines and
-    /// answering the plugin's queries meanwhile. The deadline restarts with
-    /// every answer: a slow query is the database's time (bounded by its
-    /// `statement_timeout`), not the plugin's.
+    /// answering the plugin's queries meanwhile. The time the host spends
+    /// answering extends the deadline: a slow query is the database's time
+    /// (bounded by its `statement_timeout`), not the plugin's.
     fn wait_serving(
         &mut self,
         call: &'static str,
@@ -331,9 +331,10 @@ impl Worker {
             match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Ok(Event::Log { level, message })) => self.forward_log(&level, &message),
                 Ok(Ok(Event::Query { call: query })) => {
+                    let answering = Instant::now();
                     let result = queries.answer(query);
+                    deadline += answering.elapsed();
                     self.send(&Request::QueryAnswer { result }, call)?;
-                    deadline = Instant::now() + self.timeout;
                 }
                 Ok(Ok(Event::Reply { result })) => return result.map_err(WorkerError::from),
                 Ok(Ok(Event::Hello { .. })) => {
