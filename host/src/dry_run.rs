@@ -220,12 +220,8 @@ fn execute(
         Err(NotReady::Refused(reason)) => return Err(Stop::Refused(reason)),
         Err(NotReady::Failed(reason)) => return Err(Stop::Failed(reason)),
     }
-    let (session, no_session) = match source.query_session(&run.id).map_err(Stop::Failed)? {
-        Ok(session) => (Some(session), String::new()),
-        Err(why) => (None, why),
-    };
     let mut queries =
-        RunQueries::new(&run.path, session, &no_session).map_err(io(queries::QUERY_LOG))?;
+        RunQueries::new(&run.path, source.query_opener(&run.id)).map_err(io(queries::QUERY_LOG))?;
     let ran = run_phases(options, source, run, state, summary, &mut worker, &mut queries);
     summary.queries = queries.finish().map_err(io(queries::QUERY_LOG))?;
     ran?;

@@ -215,6 +215,12 @@ impl QuerySession {
         }
     }
 
+    /// Whether cursor `id` is open (a failed query's rollback also ends the
+    /// queries opened after it).
+    pub fn is_open(&self, id: u64) -> bool {
+        self.cursors.contains_key(&id)
+    }
+
     /// The next rows of a cursor, at most `max_rows`; empty at its end.
     pub fn fetch(
         &mut self,

@@ -26,7 +26,7 @@ use super::query::QuerySession;
 use super::target::Target;
 use crate::source::record::{InformationUnit, RecordBatch, SourceDocument, SourceVersion};
 use crate::source::{
-    sha256_hex, Batches, NotReady, QuerySessionOrWhyNot, Source, SourceError, SourceIdentity,
+    sha256_hex, Batches, NotReady, QueryOpener, Source, SourceError, SourceIdentity,
 };
 
 /// The preflight query: one row per reason the role could write.
@@ -263,15 +263,19 @@ impl Source for PgSource {
         }
     }
 
-    fn query_session(&self, run_id: &str) -> Result<QuerySessionOrWhyNot, String> {
-        let snapshot = self.session().as_ref().map(|s| s.state.snapshot_id.clone());
-        let Some(snapshot) = snapshot else {
-            return Err("the source was not prepared".to_owned());
-        };
+    fn query_opener(&self, run_id: &str) -> Result<QueryOpener<'_>, String> {
         let application_name = format!("sidecar-{run_id}");
-        QuerySession::open(&self.target, &application_name, self.connect_timeout, Some(&snapshot))
-            .map(Ok)
+        Ok(Box::new(move || {
+            let snapshot = self.session().as_ref().map(|s| s.state.snapshot_id.clone());
+            let snapshot = snapshot.ok_or_else(|| "the source was not prepared".to_owned())?;
+            QuerySession::open(
+                &self.target,
+                &application_name,
+                self.connect_timeout,
+                Some(&snapshot),
+            )
             .map_err(|reason| format!("{}: {reason}", self.target.describe()))
+        }))
     }
 
     fn finish(&self) {

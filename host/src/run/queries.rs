@@ -2,7 +2,8 @@
 //! every statement a plugin sent.
 //!
 //! The worker forwards each call of the plugin's host context; this service
-//! answers it from the run's [`QuerySession`] (a database source) or
+//! answers it from the run's [`QuerySession`] (a database source), opened
+//! on the first query so that a plugin that never queries costs nothing, or
 //! refuses it (any other source: there is no database to ask). Every
 //! statement gets one line in the log when it ends: its text and
 //! parameters, the phase and batch that sent it, whether it was refused,
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::pg::query::{QueryError, QuerySession};
+use crate::source::QueryOpener;
 use crate::worker::protocol::{QueryAnswer, QueryCall, QueryFailure};
 use crate::worker::QueryService;
 
@@ -64,11 +66,21 @@ struct Open {
     busy: Duration,
 }
 
+/// Where a run's queries go.
+enum Backend<'a> {
+    /// No database: every query is refused with this reason.
+    Absent(String),
+    /// A database, not connected until the first query.
+    Unopened(QueryOpener<'a>),
+    /// The session (boxed: it is large, and there is one per run).
+    Open(Box<QuerySession>),
+    /// Opening the session failed (the run fails with the reason).
+    Broken(String),
+}
+
 /// The query service of one run.
-pub struct RunQueries {
-    session: Option<QuerySession>,
-    /// Why there is no session, told to a plugin that asks.
-    no_session: String,
+pub struct RunQueries<'a> {
+    backend: Backend<'a>,
     log: BufWriter<File>,
     phase: String,
     batch: u64,
@@ -78,18 +90,17 @@ pub struct RunQueries {
     fatal: Option<String>,
 }
 
-impl RunQueries {
-    /// A service answering from `session`, or refusing every query with
-    /// `no_session` when there is none; logs to `run_dir/queries.jsonl`.
-    pub fn new(
-        run_dir: &Path,
-        session: Option<QuerySession>,
-        no_session: &str,
-    ) -> io::Result<Self> {
+impl<'a> RunQueries<'a> {
+    /// A service answering from the session `database` opens, or refusing
+    /// every query with its reason when the source is not a database; logs
+    /// to `run_dir/queries.jsonl`.
+    pub fn new(run_dir: &Path, database: Result<QueryOpener<'a>, String>) -> io::Result<Self> {
         let log = File::create(run_dir.join(QUERY_LOG))?;
         Ok(Self {
-            session,
-            no_session: no_session.to_owned(),
+            backend: match database {
+                Ok(opener) => Backend::Unopened(opener),
+                Err(why) => Backend::Absent(why),
+            },
             log: BufWriter::new(log),
             phase: String::new(),
             batch: 0,
@@ -110,7 +121,7 @@ impl RunQueries {
     /// the session's read-only state (layer 3). `Err` ends the run, as does
     /// an error kept by [`Self::fatal`].
     pub fn end_phase(&mut self) -> Result<(), String> {
-        let Some(session) = self.session.as_mut() else { return self.flush_and_judge() };
+        let Backend::Open(session) = &mut self.backend else { return self.flush_and_judge() };
         let closed = session.close_all();
         let checked = session.check();
         match closed {
@@ -149,8 +160,10 @@ impl RunQueries {
 
     /// Rolls the session back and closes the log.
     pub fn finish(mut self) -> io::Result<QueryTotals> {
-        if let Some(session) = self.session.take() {
-            session.finish();
+        if let Backend::Open(session) =
+            std::mem::replace(&mut self.backend, Backend::Absent(String::new()))
+        {
+            (*session).finish();
         }
         self.log.flush()?;
         Ok(self.totals)
@@ -198,18 +211,41 @@ impl RunQueries {
         }
     }
 
-    /// Ends cursor `id` with `error`, logging it.
-    fn failed(&mut self, id: u64, err: &QueryError) {
+    /// A cursor failed with `err`: logs it and every other query the
+    /// session no longer holds (a savepoint's rollback also ends the
+    /// queries opened after it).
+    fn failed(&mut self, err: &QueryError) {
         self.keep_fatal(err);
-        if let Some(open) = self.open.remove(&id) {
-            self.log_end(&open, "failed", Some(err));
-        }
-        // The savepoint's rollback also ended the queries opened after it.
-        let session_open: Vec<u64> = self.open.keys().copied().collect();
-        for later in session_open.into_iter().filter(|later| *later > id) {
-            if let Some(open) = self.open.remove(&later) {
+        let Backend::Open(session) = &self.backend else { return };
+        let ended: Vec<u64> =
+            self.open.keys().copied().filter(|id| !session.is_open(*id)).collect();
+        for id in ended {
+            if let Some(open) = self.open.remove(&id) {
                 self.log_end(&open, "failed", Some(err));
             }
+        }
+    }
+
+    /// The session, opened on first use.
+    fn session(&mut self) -> Result<&mut QuerySession, QueryError> {
+        if let Backend::Unopened(_) = self.backend {
+            let Backend::Unopened(open) =
+                std::mem::replace(&mut self.backend, Backend::Broken(String::new()))
+            else {
+                unreachable!("matched above")
+            };
+            self.backend = match open() {
+                Ok(session) => Backend::Open(Box::new(session)),
+                Err(reason) => {
+                    self.fatal.get_or_insert_with(|| reason.clone());
+                    Backend::Broken(reason)
+                }
+            };
+        }
+        match &mut self.backend {
+            Backend::Open(session) => Ok(session),
+            Backend::Absent(why) | Backend::Broken(why) => Err(QueryError::Invalid(why.clone())),
+            Backend::Unopened(_) => unreachable!("opened above"),
         }
     }
 
@@ -230,14 +266,9 @@ impl RunQueries {
             rows: 0,
             busy: Duration::ZERO,
         };
-        let Some(session) = self.session.as_mut() else {
-            let failure = QueryFailure { refused: true, message: self.no_session.clone() };
-            let error = QueryError::Invalid(self.no_session.clone());
-            self.log_end(&open, "refused", Some(&error));
-            return Err(failure);
-        };
         let started = Instant::now();
-        let result = session.open_cursor(&open.sql, &open.params);
+        let result =
+            self.session().and_then(|session| session.open_cursor(&open.sql, &open.params));
         open.busy = started.elapsed();
         match result {
             Ok((cursor, columns)) => {
@@ -254,7 +285,7 @@ impl RunQueries {
     }
 }
 
-impl QueryService for RunQueries {
+impl QueryService for RunQueries<'_> {
     fn answer(&mut self, call: QueryCall) -> Result<QueryAnswer, QueryFailure> {
         let unknown = |cursor: u64| QueryFailure {
             refused: true,
@@ -263,8 +294,8 @@ impl QueryService for RunQueries {
         match call {
             QueryCall::Open { sql, params } => self.open_query(sql, params),
             QueryCall::Next { cursor, max_rows } => {
-                let (Some(session), true) =
-                    (self.session.as_mut(), self.open.contains_key(&cursor))
+                let (Backend::Open(session), true) =
+                    (&mut self.backend, self.open.contains_key(&cursor))
                 else {
                     return Err(unknown(cursor));
                 };
@@ -277,14 +308,14 @@ impl QueryService for RunQueries {
                 match result {
                     Ok(rows) => Ok(QueryAnswer::Rows { rows }),
                     Err(err) => {
-                        self.failed(cursor, &err);
+                        self.failed(&err);
                         Err(QueryFailure { refused: false, message: err.to_string() })
                     }
                 }
             }
             QueryCall::Close { cursor } => {
-                let (Some(session), Some(open)) =
-                    (self.session.as_mut(), self.open.remove(&cursor))
+                let (Backend::Open(session), Some(open)) =
+                    (&mut self.backend, self.open.remove(&cursor))
                 else {
                     return Err(unknown(cursor));
                 };

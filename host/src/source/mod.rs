@@ -94,11 +94,11 @@ pub trait Source: Send + Sync {
         Ok(())
     }
 
-    /// After `prepare`: a session for the plugin's queries on the same data
-    /// (layer 5), or `Ok(None)` with the reason a plugin is told when this
-    /// source has no database to ask.
-    fn query_session(&self, _run_id: &str) -> Result<QuerySessionOrWhyNot, String> {
-        Ok(Err(format!("the run's source ({}) is not a database", self.describe().kind)))
+    /// After `prepare`: how to open a session for the plugin's queries on
+    /// the same data (layer 5), connected only when the plugin first asks;
+    /// or, for a source with no database, the reason a plugin is told.
+    fn query_opener(&self, _run_id: &str) -> Result<QueryOpener<'_>, String> {
+        Err(format!("the run's source ({}) is not a database", self.describe().kind))
     }
 
     /// The run is over: release what `prepare` took (a database
@@ -110,8 +110,8 @@ pub trait Source: Send + Sync {
     fn batches(&self, max_documents: usize) -> Batches<'_>;
 }
 
-/// A query session, or why a source has none.
-pub type QuerySessionOrWhyNot = Result<crate::pg::query::QuerySession, String>;
+/// Opens a run's query session; `Err` is why it could not (the run fails).
+pub type QueryOpener<'a> = Box<dyn FnOnce() -> Result<crate::pg::query::QuerySession, String> + 'a>;
 
 /// The batches read ahead on a thread of `scope`, at most `ahead` ready
 /// before they are taken, so that reading or generating the next batch
