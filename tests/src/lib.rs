@@ -169,3 +169,12 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+/// The lines of a run's `queries.jsonl`, parsed.
+pub fn query_log(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("queries.jsonl"))
+        .expect("queries.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}

@@ -253,11 +253,7 @@ fn queries_are_refused_and_logged_when_the_source_is_not_a_database() {
         1,
         "phase `discover` on batch 0: QueryRefused: the run's source (embedded) is not a database",
     );
-    let log: Vec<Value> = fs::read_to_string(run.join("queries.jsonl"))
-        .expect("queries.jsonl")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let log = sidecar_tests::query_log(&run);
     assert!(log.len() > 50, "every statement is logged, even with no database");
     for entry in &log {
         assert_eq!(entry["outcome"], "refused", "{entry:#}");

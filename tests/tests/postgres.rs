@@ -23,6 +23,15 @@ fn env_file(scratch: &Scratch, db: &TestDb, role: &str) -> PathBuf {
     path
 }
 
+/// A fresh database with a SELECT-only role: the database, the role's
+/// name and an env file for it.
+fn select_only_db(scratch: &Scratch) -> (TestDb, String, PathBuf) {
+    let mut db = TestDb::new();
+    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
+    let env = env_file(scratch, &db, &role);
+    (db, role, env)
+}
+
 fn dry_run(scratch: &Scratch, plugin: &Path, source: &[&str]) -> (Outcome, PathBuf) {
     let runs = scratch.path().join("runs");
     let mut args = vec!["dry-run", path_str(plugin), "--runs-dir", path_str(&runs)];
@@ -69,9 +78,7 @@ fn every_file(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn a_select_only_role_plans_exactly_what_the_embedded_corpus_plans() {
     let scratch = Scratch::new();
-    let mut db = TestDb::new();
-    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
-    let env = env_file(&scratch, &db, &role);
+    let (_db, role, env) = select_only_db(&scratch);
     for plugin in ["iu-cutter-v0.6", "iu-cutter-v0.6-o8a"] {
         let dir = scratch.reference(plugin);
         let (embedded, embedded_run) = dry_run(&scratch, &dir, &[]);
@@ -254,20 +261,10 @@ fn checksum(db: &mut TestDb) -> String {
     row.get(0)
 }
 
-fn query_log(run: &Path) -> Vec<Value> {
-    fs::read_to_string(run.join("queries.jsonl"))
-        .expect("queries.jsonl")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect()
-}
-
 #[test]
 fn every_bypass_is_refused_by_the_gate_and_logged_and_the_database_is_unchanged() {
     let scratch = Scratch::new();
-    let mut db = TestDb::new();
-    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
-    let env = env_file(&scratch, &db, &role);
+    let (mut db, _, env) = select_only_db(&scratch);
     let dir = scratch.test_plugin("queries");
     let before = checksum(&mut db);
 
@@ -275,7 +272,7 @@ fn every_bypass_is_refused_by_the_gate_and_logged_and_the_database_is_unchanged(
     let (out, run) = dry_run(&scratch, &dir, &source);
     out.expect(0, "Completed");
 
-    let log = query_log(&run);
+    let log = sidecar_tests::query_log(&run);
     let bypasses = bypasses();
     assert!(bypasses.len() >= 50, "the checklist is all there");
     for sql in &bypasses {
@@ -331,9 +328,8 @@ fn with_the_gate_off_the_role_and_the_snapshot_reject_or_contain_every_bypass() 
     use Server::{Contains, Detects, Rejects};
 
     let scratch = Scratch::new();
-    let mut db = TestDb::new();
-    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
-    let target = sidecar::pg::Target::from_env_file(&env_file(&scratch, &db, &role)).expect("env");
+    let (mut db, _, env) = select_only_db(&scratch);
+    let target = sidecar::pg::Target::from_env_file(&env).expect("env");
     let before = checksum(&mut db);
     let expected: &[(&str, Server)] = &[
         ("SET default_transaction_read_only", Contains),
@@ -426,9 +422,7 @@ fn with_the_gate_off_the_role_and_the_snapshot_reject_or_contain_every_bypass() 
 #[test]
 fn a_statement_timeout_fails_the_run_and_names_it() {
     let scratch = Scratch::new();
-    let mut db = TestDb::new();
-    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
-    let env = env_file(&scratch, &db, &role);
+    let (_db, _, env) = select_only_db(&scratch);
     let dir = scratch.test_plugin("queries");
     let source =
         ["--source", "postgres", "--env-file", path_str(&env), "--statement-timeout", "150ms"];
@@ -440,7 +434,7 @@ fn a_statement_timeout_fails_the_run_and_names_it() {
     assert_eq!(state["batch"], 0);
     let reason = state["reason"].as_str().expect("reason");
     assert!(reason.contains("57014") && reason.contains("statement timeout"), "{reason}");
-    let log = query_log(&run);
+    let log = sidecar_tests::query_log(&run);
     let sleep = log.iter().find(|e| e["sql"] == "SELECT pg_sleep(0.2)").expect("logged");
     assert_eq!(sleep["outcome"], "failed");
     assert_eq!(sleep["sqlstate"], "57014");
@@ -450,9 +444,7 @@ fn a_statement_timeout_fails_the_run_and_names_it() {
 #[test]
 fn a_backend_terminated_mid_run_fails_the_run_truthfully() {
     let scratch = Scratch::new();
-    let mut db = TestDb::new();
-    let role = db.role("ro", "", PASSWORD, SELECT_ONLY);
-    let env = env_file(&scratch, &db, &role);
+    let (mut db, _, env) = select_only_db(&scratch);
     let dir = scratch.test_plugin("queries");
     let runs = scratch.path().join("runs");
     // 30 batches of 10 documents, each at least 0.2 s in the database.
