@@ -33,6 +33,9 @@ pub enum Command {
     /// Dry-run every phase of a plugin on a read-only source and write the
     /// plan a live run would execute.
     DryRun(DryRunArgs),
+    /// Dry-run two versions side by side on identical data and report what
+    /// B would do differently (exit 0 same, 1 different, 2 error, 3 refused).
+    Compare(CompareArgs),
     /// List the files that differ between two verified plugin directories
     /// (exit 0 the same, 1 different, 2 trouble, like `diff`).
     DiffTree(DiffTreeArgs),
@@ -130,6 +133,38 @@ pub struct InspectArgs {
 pub struct DryRunArgs {
     /// The plugin directory.
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub run: RunOptions,
+    /// Print summary.json on stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sidecar compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Side A: the version compared from (e.g. the deployed one).
+    pub dir_a: PathBuf,
+    /// Side B: the version compared to (e.g. the staged one).
+    pub dir_b: PathBuf,
+    #[command(flatten)]
+    pub run: RunOptions,
+    /// Also run A a second time: any A-vs-A difference is noise, and with
+    /// noise the verdict is `untrustworthy`.
+    #[arg(long)]
+    pub aa: bool,
+    /// Also write report.html, a self-contained page with the per-document
+    /// differences side by side.
+    #[arg(long)]
+    pub html: bool,
+    /// Print compare.json on stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a dry run (or each side of a comparison) reads, and its limits.
+#[derive(Debug, Args)]
+pub struct RunOptions {
     /// The data: `embedded` (default), `dir:PATH` (every *.md under PATH),
     /// `generated:SIZE[:SEED]` (e.g. generated:100M), `postgres` (settings
     /// from --env-file, else the PG* variables) or a postgres:// URL.
@@ -156,9 +191,6 @@ pub struct DryRunArgs {
     pub batch_size: u32,
     #[command(flatten)]
     pub lock: LockOption,
-    /// Print summary.json on stdout instead of the human summary.
-    #[arg(long)]
-    pub json: bool,
     /// Seconds the plugin may take for one phase of one batch.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
     pub timeout: f64,

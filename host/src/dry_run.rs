@@ -29,14 +29,11 @@ use crate::load::{self, LoadError, LoadedPlugin};
 use crate::plugin::PhaseOutcome;
 use crate::policy::kill_switch::{self, Dispatcher, Refusal};
 use crate::run::plan::{PlanSink, PlanWriter, Rejected};
-use crate::run::queries::{self, QueryTotals, RunQueries};
-use crate::run::report::{
-    self, IntegrityReport, KillSwitchReport, PhaseSummary, Resources, Summary, Verdict,
-    FINDING_EXAMPLES,
-};
+use crate::run::queries::{self, RunQueries};
+use crate::run::report::{self, PhaseSummary, Summary, Verdict, FINDING_EXAMPLES};
 use crate::run::state::{PluginIdentity, RunState, State};
 use crate::run::RunDir;
-use crate::source::{self, NotReady, Source};
+use crate::source::{self, NotReady, RecordBatch, Source, SourceError};
 use crate::sys;
 use crate::worker::protocol::WireMode;
 use crate::worker::{PhaseReply, Worker};
@@ -79,188 +76,270 @@ impl From<Refusal> for Stop {
 
 /// Runs a dry run of the plugin at `options.dir` on `source`.
 pub fn dry_run(options: &DryRunOptions<'_>, source: &dyn Source) -> std::io::Result<Finished> {
-    let started = Instant::now();
-    let label = options
-        .dir
-        .file_name()
-        .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
-    let run = RunDir::create(options.runs_dir, &label)?;
-    let mut state = RunState::create(&run.path, &run.id, "dry-run")?;
-    let identity = source.describe();
-    state.record.source = Some(identity.clone());
-
-    let mut summary = Summary {
-        schema_version: 1,
-        run_id: run.id.clone(),
-        run_dir: run.path.display().to_string(),
-        verdict: Verdict::Failed,
-        reason: None,
-        plugin: None,
-        declared: None,
-        source: identity,
-        batches: 0,
-        documents: 0,
-        phases: Vec::new(),
-        kill_switch: KillSwitchReport {
-            host_refuses_live: true,
-            execution_enabled_before: None,
-            execution_enabled_after: None,
-            live_refusal: None,
-        },
-        integrity: IntegrityReport {
-            plugin_dir_unchanged: None,
-            artifact_sha256_before: None,
-            artifact_sha256_after: None,
-            problems: Vec::new(),
-        },
-        resources: Resources::default(),
-        queries: QueryTotals::default(),
-        duration_ms: 0,
-    };
-
-    let result = execute(options, source, &run, &mut state, &mut summary);
+    let run = RunDir::create(options.runs_dir, &label(options.dir))?;
+    let mut side = Side::open(options, run, source)?;
+    if side.is_ready() {
+        let prepared = source.prepare(side.run_id());
+        side.source_prepared(source, prepared);
+    }
+    if side.is_ready() {
+        std::thread::scope(|scope| {
+            side.run(source, source::read_ahead(scope, source.batches(options.batch_size), 2));
+        });
+    }
     source.finish();
-    let (verdict, final_state, reason) = match result {
-        Ok(()) => (Verdict::Completed, State::Completed, None),
-        Err(Stop::Failed(reason)) => (Verdict::Failed, State::Failed, Some(reason)),
-        Err(Stop::Refused(reason)) => (Verdict::Refused, State::Refused, Some(reason)),
-    };
-    if verdict == Verdict::Completed {
-        // A source that could not count without reading (generated) has now
-        // been read whole.
-        let read = Some(summary.documents);
-        summary.source.documents = summary.source.documents.or(read);
-        if let Some(source) = state.record.source.as_mut() {
-            source.documents = source.documents.or(read);
-        }
-    }
-    summary.verdict = verdict;
-    summary.reason = reason.clone();
-    summary.duration_ms = millis(started.elapsed());
-    summary.resources = Resources {
-        host_max_rss_kib: sys::max_rss_kib(false),
-        // The host only ever waits for its worker.
-        worker_max_rss_kib: sys::max_rss_kib(true).filter(|kib| *kib > 0),
-    };
-    report::write_kb(&run.path, &summary)?;
-    report::write_plan_sums(&run.path, &summary)?;
-    report::write_approvals(&run.path, &summary)?;
-    report::write_summary(&run.path, &summary)?;
-    match reason {
-        Some(reason) => state.stop(final_state, &reason)?,
-        None => state.enter(final_state)?,
-    }
-    Ok(Finished { run_dir: run.path, summary })
+    side.close()
 }
 
-fn execute(
-    options: &DryRunOptions<'_>,
-    source: &dyn Source,
-    run: &RunDir,
-    state: &mut RunState,
-    summary: &mut Summary,
-) -> Result<(), Stop> {
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |err: std::io::Error| Stop::Failed(format!("{what}: {err}"))
-    };
-    let before = file_times(options.dir);
+/// The name a run folder is given for a plugin directory.
+pub fn label(dir: &Path) -> String {
+    dir.file_name().map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned())
+}
 
-    let plugin = match load::load(options.dir, options.lock, options.timeout) {
-        Ok(plugin) => plugin,
-        Err(LoadError::Verification(verified)) => {
+/// One dry run, step by step, so that a comparison can drive several on
+/// one source: [`Side::open`] (verify, load, policy), the source prepared
+/// once by the caller ([`Side::source_prepared`]), [`Side::run`] on the
+/// batches, [`Side::close`] (final checks, reports). A step after a stop
+/// does nothing; `close` always writes the truthful reports.
+pub struct Side<'o> {
+    options: &'o DryRunOptions<'o>,
+    run: RunDir,
+    state: RunState,
+    summary: Summary,
+    started: Instant,
+    before: BTreeMap<String, Option<SystemTime>>,
+    worker: Option<Worker>,
+    stop: Option<Stop>,
+}
+
+impl<'o> Side<'o> {
+    /// Starts the run in `run` (an empty run folder): verifies and loads the
+    /// plugin and checks the host's policy. Only the run folder failing to
+    /// be written is an `Err`; every other problem is recorded as the run's
+    /// stop.
+    pub fn open(
+        options: &'o DryRunOptions<'o>,
+        run: RunDir,
+        source: &dyn Source,
+    ) -> std::io::Result<Self> {
+        let mut state = RunState::create(&run.path, &run.id, "dry-run")?;
+        let identity = source.describe();
+        state.record.source = Some(identity.clone());
+        let summary = Summary::new(&run.id, &run.path, identity);
+        let mut side = Self {
+            options,
+            before: file_times(options.dir),
+            run,
+            state,
+            summary,
+            started: Instant::now(),
+            worker: None,
+            stop: None,
+        };
+        match side.load() {
+            Ok(worker) => side.worker = Some(worker),
+            Err(stop) => side.stop = Some(stop),
+        }
+        Ok(side)
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run.id
+    }
+
+    /// Whether the run is still going (nothing stopped it yet).
+    pub fn is_ready(&self) -> bool {
+        self.stop.is_none()
+    }
+
+    /// Records the source as prepared (its identity now names the snapshot
+    /// read), or stops the run with the reason it could not be.
+    pub fn source_prepared(&mut self, source: &dyn Source, prepared: Result<(), NotReady>) {
+        if !self.is_ready() {
+            return;
+        }
+        self.summary.source = source.describe();
+        self.state.record.source = Some(self.summary.source.clone());
+        self.stop = match prepared {
+            Ok(()) => None,
+            Err(NotReady::Refused(reason)) => Some(Stop::Refused(reason)),
+            Err(NotReady::Failed(reason)) => Some(Stop::Failed(reason)),
+        };
+    }
+
+    /// Every phase on every batch of `batches`, then the checks after the
+    /// run. `source` answers the plugin's queries and is checked after
+    /// every phase.
+    pub fn run(
+        &mut self,
+        source: &dyn Source,
+        batches: impl IntoIterator<Item = Result<RecordBatch, SourceError>>,
+    ) {
+        let Some(mut worker) = self.worker.take().filter(|_| self.is_ready()) else { return };
+        let ran = self.run_phases(source, &mut worker, batches.into_iter());
+        let checked = ran.and_then(|()| self.check_after(worker));
+        self.stop = checked.err();
+    }
+
+    /// Ends the run: the verdict, the reports, `summary.json` and the final
+    /// `run.json`.
+    pub fn close(mut self) -> std::io::Result<Finished> {
+        drop(self.worker.take());
+        let summary = &mut self.summary;
+        let (verdict, final_state, reason) = match self.stop.take() {
+            None => (Verdict::Completed, State::Completed, None),
+            Some(Stop::Failed(reason)) => (Verdict::Failed, State::Failed, Some(reason)),
+            Some(Stop::Refused(reason)) => (Verdict::Refused, State::Refused, Some(reason)),
+        };
+        if verdict == Verdict::Completed {
+            // A source that could not count without reading (generated) has
+            // now been read whole.
+            let read = Some(summary.documents);
+            summary.source.documents = summary.source.documents.or(read);
+            if let Some(source) = self.state.record.source.as_mut() {
+                source.documents = source.documents.or(read);
+            }
+        }
+        summary.verdict = verdict;
+        summary.reason = reason.clone();
+        summary.duration_ms = millis(self.started.elapsed());
+        summary.resources.host_max_rss_kib = sys::max_rss_kib(None);
+        let path = &self.run.path;
+        report::write_kb(path, summary)?;
+        report::write_plan_sums(path, summary)?;
+        report::write_approvals(path, summary)?;
+        report::write_summary(path, summary)?;
+        match reason {
+            Some(reason) => self.state.stop(final_state, &reason)?,
+            None => self.state.enter(final_state)?,
+        }
+        Ok(Finished { run_dir: self.run.path, summary: self.summary })
+    }
+
+    /// Verifies and loads the plugin, then the policy checks before any
+    /// phase: the kill-switch reads `false`, every phase is dry-run safe,
+    /// the refusal probe is refused.
+    fn load(&mut self) -> Result<Worker, Stop> {
+        let (options, state, summary) = (self.options, &mut self.state, &mut self.summary);
+        let plugin = match load::load(options.dir, options.lock, options.timeout) {
+            Ok(plugin) => plugin,
+            Err(LoadError::Verification(verified)) => {
+                return Err(Stop::Failed(format!(
+                    "verification failed: {}",
+                    LoadError::Verification(verified)
+                )))
+            }
+            Err(err) => {
+                state.enter(State::Verified).map_err(io("run.json"))?;
+                return Err(Stop::Failed(format!("cannot load the plugin: {err}")));
+            }
+        };
+        let LoadedPlugin { verified, manifest, abi_version, info, mut worker } = plugin;
+        let identity = PluginIdentity {
+            dir: options.dir.display().to_string(),
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            artifact_sha256: manifest.artifact_sha256,
+            manifest_sha256: verified.manifest_sha256,
+            abi_version,
+        };
+        summary.plugin = Some(identity.clone());
+        summary.integrity.artifact_sha256_before = Some(manifest.artifact_sha256);
+        summary.phases = info.phases.iter().map(|p| PhaseSummary::new(&p.name)).collect();
+        state.record.plugin = Some(identity);
+        state.enter(State::Verified).map_err(io("run.json"))?;
+        let unsafe_phase = kill_switch::unsafe_phases(&info).into_iter().next();
+        summary.declared = Some(info);
+        let enabled = worker.execution_enabled().map_err(crashed)?;
+        summary.kill_switch.execution_enabled_before = Some(enabled);
+        if enabled {
+            return Err(Refusal::ExecutionEnabled(" before the run").into());
+        }
+        if let Some(refusal) = unsafe_phase {
+            return Err(refusal.into());
+        }
+        let probe = kill_switch::refusal_probe(&mut worker).map_err(crashed)?;
+        summary.kill_switch.live_refusal = Some(probe.clone());
+        if !probe.refused {
+            return Err(Refusal::LiveNotRefused(probe.answer).into());
+        }
+        state.enter(State::Loaded).map_err(io("run.json"))?;
+        Ok(worker)
+    }
+
+    fn run_phases(
+        &mut self,
+        source: &dyn Source,
+        worker: &mut Worker,
+        batches: impl Iterator<Item = Result<RecordBatch, SourceError>>,
+    ) -> Result<(), Stop> {
+        let mut queries = RunQueries::new(&self.run.path, source.query_opener(&self.run.id))
+            .map_err(io(queries::QUERY_LOG))?;
+        let ran = run_phases(
+            source,
+            &self.run,
+            &mut self.state,
+            &mut self.summary,
+            worker,
+            &mut queries,
+            batches,
+        );
+        self.summary.queries = queries.finish().map_err(io(queries::QUERY_LOG))?;
+        ran
+    }
+
+    /// After the last phase: the kill-switch again, the worker's peak
+    /// memory, and the plugin directory byte for byte.
+    fn check_after(&mut self, mut worker: Worker) -> Result<(), Stop> {
+        let (options, summary) = (self.options, &mut self.summary);
+        let enabled = worker.execution_enabled().map_err(crashed)?;
+        summary.kill_switch.execution_enabled_after = Some(enabled);
+        if enabled {
+            return Err(Refusal::ExecutionEnabled(" after the run").into());
+        }
+        summary.resources.worker_max_rss_kib = worker.peak_rss_kib();
+        worker.shutdown().map_err(crashed)?;
+
+        let after = integrity::verify(options.dir, &[], options.lock);
+        summary.integrity.artifact_sha256_after =
+            after.manifest.as_ref().map(|m| m.artifact_sha256);
+        summary.integrity.problems = after.problems.iter().map(ToString::to_string).collect();
+        if file_times(options.dir) != self.before {
+            summary.integrity.problems.push("a file's modification time changed".to_owned());
+        }
+        if summary.integrity.artifact_sha256_after != summary.integrity.artifact_sha256_before {
+            summary.integrity.problems.push("artifact_sha256 changed".to_owned());
+        }
+        let unchanged = summary.integrity.problems.is_empty();
+        summary.integrity.plugin_dir_unchanged = Some(unchanged);
+        if !unchanged {
             return Err(Stop::Failed(format!(
-                "verification failed: {}",
-                LoadError::Verification(verified)
-            )))
+                "the plugin directory changed during the run: {}",
+                summary.integrity.problems.join("; ")
+            )));
         }
-        Err(err) => {
-            state.enter(State::Verified).map_err(io("run.json"))?;
-            return Err(Stop::Failed(format!("cannot load the plugin: {err}")));
-        }
-    };
-    let LoadedPlugin { verified, manifest, abi_version, info, mut worker } = plugin;
-    let identity = PluginIdentity {
-        dir: options.dir.display().to_string(),
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        artifact_sha256: manifest.artifact_sha256,
-        manifest_sha256: verified.manifest_sha256,
-        abi_version,
-    };
-    summary.plugin = Some(identity.clone());
-    summary.integrity.artifact_sha256_before = Some(manifest.artifact_sha256);
-    summary.phases = info.phases.iter().map(|p| PhaseSummary::new(&p.name)).collect();
-    state.record.plugin = Some(identity);
-    state.enter(State::Verified).map_err(io("run.json"))?;
-    let unsafe_phase = kill_switch::unsafe_phases(&info).into_iter().next();
-    summary.declared = Some(info);
-    let crashed = |err: crate::worker::WorkerError| Stop::Failed(format!("plugin error: {err}"));
-    let enabled = worker.execution_enabled().map_err(crashed)?;
-    summary.kill_switch.execution_enabled_before = Some(enabled);
-    if enabled {
-        return Err(Refusal::ExecutionEnabled(" before the run").into());
+        Ok(())
     }
-    if let Some(refusal) = unsafe_phase {
-        return Err(refusal.into());
-    }
-    let probe = kill_switch::refusal_probe(&mut worker).map_err(crashed)?;
-    summary.kill_switch.live_refusal = Some(probe.clone());
-    if !probe.refused {
-        return Err(Refusal::LiveNotRefused(probe.answer).into());
-    }
-    state.enter(State::Loaded).map_err(io("run.json"))?;
+}
 
-    // The source, last: nothing is read before the plugin passed policy.
-    let prepared = source.prepare(&run.id);
-    summary.source = source.describe();
-    state.record.source = Some(summary.source.clone());
-    match prepared {
-        Ok(()) => {}
-        Err(NotReady::Refused(reason)) => return Err(Stop::Refused(reason)),
-        Err(NotReady::Failed(reason)) => return Err(Stop::Failed(reason)),
-    }
-    let mut queries =
-        RunQueries::new(&run.path, source.query_opener(&run.id)).map_err(io(queries::QUERY_LOG))?;
-    let ran = run_phases(options, source, run, state, summary, &mut worker, &mut queries);
-    summary.queries = queries.finish().map_err(io(queries::QUERY_LOG))?;
-    ran?;
+fn io(what: &str) -> impl Fn(std::io::Error) -> Stop {
+    let what = what.to_owned();
+    move |err| Stop::Failed(format!("{what}: {err}"))
+}
 
-    let enabled = worker.execution_enabled().map_err(crashed)?;
-    summary.kill_switch.execution_enabled_after = Some(enabled);
-    if enabled {
-        return Err(Refusal::ExecutionEnabled(" after the run").into());
-    }
-    worker.shutdown().map_err(crashed)?;
-
-    let after = integrity::verify(options.dir, &[], options.lock);
-    summary.integrity.artifact_sha256_after = after.manifest.as_ref().map(|m| m.artifact_sha256);
-    summary.integrity.problems = after.problems.iter().map(ToString::to_string).collect();
-    if file_times(options.dir) != before {
-        summary.integrity.problems.push("a file's modification time changed".to_owned());
-    }
-    if summary.integrity.artifact_sha256_after != summary.integrity.artifact_sha256_before {
-        summary.integrity.problems.push("artifact_sha256 changed".to_owned());
-    }
-    let unchanged = summary.integrity.problems.is_empty();
-    summary.integrity.plugin_dir_unchanged = Some(unchanged);
-    if !unchanged {
-        return Err(Stop::Failed(format!(
-            "the plugin directory changed during the run: {}",
-            summary.integrity.problems.join("; ")
-        )));
-    }
-    Ok(())
+fn crashed(err: crate::worker::WorkerError) -> Stop {
+    Stop::Failed(format!("plugin error: {err}"))
 }
 
 fn run_phases(
-    options: &DryRunOptions<'_>,
     source: &dyn Source,
     run: &RunDir,
     state: &mut RunState,
     summary: &mut Summary,
     worker: &mut Worker,
     queries: &mut RunQueries,
+    batches: impl Iterator<Item = Result<RecordBatch, SourceError>>,
 ) -> Result<(), Stop> {
     let failed = |what: String| Stop::Failed(what);
     worker.start_run(WireMode::DryRun).map_err(|e| failed(format!("start_run: {e}")))?;
@@ -280,9 +359,8 @@ fn run_phases(
     // to the plugin, so a refused plan stops the run before any outcome of
     // that next batch is recorded.
     let names: Vec<String> = summary.phases.iter().map(|p| p.name.clone()).collect();
-    let result = std::thread::scope(|scope| {
-        let batches = source::read_ahead(scope, source.batches(options.batch_size), 2);
-        for (batch_index, batch) in batches.into_iter().enumerate() {
+    let result = (|| {
+        for (batch_index, batch) in batches.enumerate() {
             let batch_index = batch_index as u64;
             let batch = batch.map_err(|e| failed(format!("source: {e}")))?;
             let documents = batch.documents.len() as u64;
@@ -329,7 +407,7 @@ fn run_phases(
             replies.done().map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
         }
         Ok(())
-    });
+    })();
     result?;
     worker.finish_run().map_err(|e| failed(format!("finish: {e}")))?;
     let files = sink.finish().map_err(|rejected| refused_plan(summary, state, rejected))?;

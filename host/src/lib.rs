@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod dry_run;
 pub mod elf;
 pub mod exit;

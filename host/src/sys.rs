@@ -152,33 +152,15 @@ pub fn worker_library_path() -> String {
     format!("/proc/self/fd/{WORKER_LIBRARY_FD}")
 }
 
-/// Peak resident memory in KiB: of this process (`children = false`), or
-/// of the largest child it has waited for (`children = true`).
-pub fn max_rss_kib(children: bool) -> Option<u64> {
-    if !children {
-        // `ru_maxrss` of RUSAGE_SELF survives fork and exec on Linux: it
-        // would report the peak of whatever launched the host. VmHWM is this
-        // address space's own peak.
-        let status = std::fs::read_to_string("/proc/self/status").ok();
-        let hwm = status.as_deref().and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        });
-        if hwm.is_some() {
-            return hwm;
-        }
-    }
-    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a valid, writable rusage; getrusage fills it or
-    // returns -1, and it is only read after success.
-    let usage = unsafe {
-        if libc::getrusage(who, usage.as_mut_ptr()) != 0 {
-            return None;
-        }
-        usage.assume_init()
-    };
-    u64::try_from(usage.ru_maxrss).ok()
+/// Peak resident memory in KiB of this process (`None`) or of the live
+/// process `pid`: `VmHWM`, that address space's own peak. (`ru_maxrss`
+/// survives fork and exec on Linux, so it would report the peak of whatever
+/// launched the process, and `RUSAGE_CHILDREN` the largest child of all.)
+pub fn max_rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(|| "/proc/self/status".to_owned(), |p| format!("/proc/{p}/status"));
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok()
 }
 
 /// Asks the kernel for a pipe buffer of `bytes` (capped at the system's

@@ -3,7 +3,7 @@
 //! found an error, the plugin crashed, the source could not be read), 2
 //! usage, 3 refused by policy.
 
-use crate::cli::DryRunArgs;
+use crate::cli::{DryRunArgs, RunOptions};
 use crate::dry_run::{dry_run, DryRunOptions};
 use crate::exit::{ExitStatus, UsageError};
 use crate::integrity::lock::LockFile;
@@ -11,28 +11,47 @@ use crate::pg::SessionSettings;
 use crate::run::report::{Summary, Verdict};
 use crate::source;
 
+/// What a run's options open: the lock file, the source, the deadline.
+pub struct Setup {
+    /// The lock file in use.
+    pub lock: Option<LockFile>,
+    /// The source.
+    pub source: Box<dyn source::Source>,
+    /// Deadline of one worker call.
+    pub timeout: std::time::Duration,
+}
+
+impl Setup {
+    /// Opens what `options` name; a bad value is a usage error.
+    pub fn new(options: &RunOptions) -> anyhow::Result<Self> {
+        let timeout = super::timeout(options.timeout)?;
+        let lock = LockFile::discover(options.lock.lock.as_deref())?;
+        let database = source::DatabaseOptions {
+            env_file: options.env_file.clone(),
+            session: SessionSettings {
+                statement_timeout: options.statement_timeout.clone(),
+                lock_timeout: options.lock_timeout.clone(),
+                idle_in_transaction_session_timeout: options.idle_timeout.clone(),
+            },
+            ..source::DatabaseOptions::default()
+        };
+        let source = source::parse_source_spec(options.source.as_deref(), &database)
+            .map_err(|e| UsageError(e.to_string()))?;
+        Ok(Self { lock, source, timeout })
+    }
+}
+
 /// Runs `sidecar dry-run`.
 pub fn run(args: &DryRunArgs) -> anyhow::Result<ExitStatus> {
-    let timeout = super::timeout(args.timeout)?;
-    let lock = LockFile::discover(args.lock.lock.as_deref())?;
-    let database = source::DatabaseOptions {
-        env_file: args.env_file.clone(),
-        session: SessionSettings {
-            statement_timeout: args.statement_timeout.clone(),
-            lock_timeout: args.lock_timeout.clone(),
-            idle_in_transaction_session_timeout: args.idle_timeout.clone(),
-        },
-        ..source::DatabaseOptions::default()
-    };
-    let source = source::parse_source_spec(args.source.as_deref(), &database)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let setup = Setup::new(&args.run)?;
     let options = DryRunOptions {
         dir: &args.dir,
-        lock: lock.as_ref(),
-        runs_dir: &args.runs_dir,
-        batch_size: args.batch_size as usize,
-        timeout,
+        lock: setup.lock.as_ref(),
+        runs_dir: &args.run.runs_dir,
+        batch_size: args.run.batch_size as usize,
+        timeout: setup.timeout,
     };
+    let source = setup.source;
     let finished = dry_run(&options, source.as_ref())?;
     let summary = &finished.summary;
     if args.json {

@@ -22,6 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The default parent of run folders.
 pub const DEFAULT_RUNS_DIR: &str = "sidecar-runs";
 
+/// The sub-folders of a dry run's folder.
+const RUN_SUBDIRS: &[&str] = &["plan", "approvals", "kb"];
+
 /// A run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -35,6 +38,22 @@ impl RunDir {
     /// Creates a new, empty run folder under `runs_dir`, named after the time
     /// and the plugin so a listing reads in order.
     pub fn create(runs_dir: &Path, plugin: &str) -> io::Result<Self> {
+        Self::create_with(runs_dir, plugin, RUN_SUBDIRS)
+    }
+
+    /// The folder of a run inside this one (a side of a comparison), with
+    /// the id `<this id>/<name>`.
+    pub fn nested(&self, name: &str) -> io::Result<Self> {
+        let path = self.path.join(name);
+        std::fs::create_dir(&path)?;
+        for sub in RUN_SUBDIRS {
+            std::fs::create_dir(path.join(sub))?;
+        }
+        Ok(Self { id: format!("{}/{name}", self.id), path })
+    }
+
+    /// [`RunDir::create`] with the given sub-folders.
+    pub fn create_with(runs_dir: &Path, plugin: &str, subdirs: &[&str]) -> io::Result<Self> {
         std::fs::create_dir_all(runs_dir)?;
         let stamp = crate::time::compact(crate::time::unix_seconds(SystemTime::now()));
         let slug: String = plugin
@@ -48,7 +67,7 @@ impl RunDir {
             let path = runs_dir.join(&id);
             match std::fs::create_dir(&path) {
                 Ok(()) => {
-                    for sub in ["plan", "approvals", "kb"] {
+                    for sub in subdirs {
                         std::fs::create_dir(path.join(sub))?;
                     }
                     return Ok(Self { id, path });

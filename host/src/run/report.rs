@@ -149,13 +149,48 @@ pub struct Summary {
 }
 
 /// Peak resident memory, in KiB; `null` when not measured (the worker's is
-/// known only after it has exited).
+/// read just before it is asked to exit, so a worker that crashed has none).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Resources {
     /// The host process.
     pub host_max_rss_kib: Option<u64>,
     /// The plugin's worker process.
     pub worker_max_rss_kib: Option<u64>,
+}
+
+impl Summary {
+    /// The summary of a run that has not started yet: `failed` until it
+    /// says otherwise, so a summary is never optimistic.
+    pub fn new(run_id: &str, run_dir: &Path, source: SourceIdentity) -> Self {
+        Self {
+            schema_version: 1,
+            run_id: run_id.to_owned(),
+            run_dir: run_dir.display().to_string(),
+            verdict: Verdict::Failed,
+            reason: None,
+            plugin: None,
+            declared: None,
+            source,
+            batches: 0,
+            documents: 0,
+            phases: Vec::new(),
+            kill_switch: KillSwitchReport {
+                host_refuses_live: true,
+                execution_enabled_before: None,
+                execution_enabled_after: None,
+                live_refusal: None,
+            },
+            integrity: IntegrityReport {
+                plugin_dir_unchanged: None,
+                artifact_sha256_before: None,
+                artifact_sha256_after: None,
+                problems: Vec::new(),
+            },
+            resources: Resources::default(),
+            queries: QueryTotals::default(),
+            duration_ms: 0,
+        }
+    }
 }
 
 /// Writes `plan/SHA256SUMS`, so `sha256sum -c SHA256SUMS` inside `plan/`

@@ -134,6 +134,46 @@ pub fn read_ahead<'scope, 'env>(
     taken
 }
 
+/// The batches read once, on a thread of `scope`, and handed to each of
+/// `consumers` receivers in order, so that several runs see the very same
+/// records without reading the source again. `inspect` sees each batch
+/// first. A receiver that is dropped (its run stopped) is skipped from then
+/// on; reading stops when every receiver is gone. The slowest consumer sets
+/// the pace: each receiver holds at most `ahead` batches.
+pub fn fan_out<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    batches: Batches<'env>,
+    consumers: usize,
+    ahead: usize,
+    mut inspect: impl FnMut(&RecordBatch) + Send + 'scope,
+) -> Vec<std::sync::mpsc::Receiver<Result<RecordBatch, SourceError>>> {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..consumers).map(|_| std::sync::mpsc::sync_channel(ahead)).unzip();
+    scope.spawn(move || {
+        let mut senders: Vec<_> = senders.into_iter().map(Some).collect();
+        for batch in batches {
+            if let Ok(batch) = &batch {
+                inspect(batch);
+            }
+            let mut message = Some(batch.map_err(|err| err.to_string()));
+            let last = senders.iter().rposition(Option::is_some);
+            for (index, slot) in senders.iter_mut().enumerate() {
+                let Some(sender) = slot else { continue };
+                // The last consumer gets the batch itself, the others a copy.
+                let copy = if Some(index) == last { message.take() } else { message.clone() };
+                let copy = copy.expect("taken only by the last").map_err(SourceError::Shared);
+                if sender.send(copy).is_err() {
+                    *slot = None;
+                }
+            }
+            if senders.iter().all(Option::is_none) {
+                break;
+            }
+        }
+    });
+    receivers
+}
+
 /// Why a source cannot be opened or read. Each names the spec or file at
 /// fault.
 #[derive(Debug, Error)]
@@ -182,6 +222,9 @@ pub enum SourceError {
     /// `to_string()` and the reason is what the operator needs.
     #[error("{}: cannot read: {error}", path.display())]
     Read { path: PathBuf, error: io::Error },
+    /// The error of a source read once for several runs, as each is told.
+    #[error("{0}")]
+    Shared(String),
     /// A database source failed; `target` is redacted.
     #[error("{target}: {reason}")]
     Database { target: String, reason: String },

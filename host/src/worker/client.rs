@@ -281,6 +281,15 @@ impl Worker {
         }
     }
 
+    /// The worker's peak resident memory so far, in KiB; `None` once it has
+    /// exited.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        if self.exited.is_some() {
+            return None;
+        }
+        crate::sys::max_rss_kib(Some(self.child.id()))
+    }
+
     /// Asks the worker to exit and waits for it.
     pub fn shutdown(mut self) -> Result<(), WorkerError> {
         match self.call(Request::Shutdown, "shutdown")? {
