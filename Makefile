@@ -13,9 +13,10 @@ REFERENCE_PLUGINS := iu-cutter-v0.6 iu-cutter-v0.6-o8a
 # Deliberately misbehaving builds of tests/plugins/hostile, one per feature.
 HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe segfault_in_describe hang_in_describe \
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
-	flips_execution_enabled invalid_plan broken_cutter incompatible_abi
+	flips_execution_enabled invalid_plan broken_cutter nondeterministic snapshot_reader snapshot_reader_late \
+	incompatible_abi
 
-.PHONY: all build plugins test-plugins demo demo-pg test pg-virtualenv lint ci bench clean
+.PHONY: all build plugins test-plugins demo demo-pg test pg-virtualenv chromium lint ci bench clean
 
 all: plugins
 
@@ -46,12 +47,15 @@ test-plugins:
 	mkdir -p $(TEST_PLUGINS_OUT)/no_root_module
 	cp $(TARGET)/release/libno_root_module.so $(TEST_PLUGINS_OUT)/no_root_module/
 
+# The main job: verify both reference versions, then compare the deployed
+# one (A) with the staged one (B) on the embedded corpus. Exit 1 from compare
+# means "differences found", which is the expected answer here.
 demo: plugins
 	@echo
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) verify $(PLUGINS_OUT)/$$p; done
 	@echo
-	@for p in $(REFERENCE_PLUGINS); do $(BIN) inspect $(PLUGINS_OUT)/$$p; echo; done
-	@for p in $(REFERENCE_PLUGINS); do $(BIN) dry-run $(PLUGINS_OUT)/$$p; echo; done
+	@$(BIN) compare $(PLUGINS_OUT)/iu-cutter-v0.6 $(PLUGINS_OUT)/iu-cutter-v0.6-o8a --html; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
 
 # The PostgreSQL tests use the server DATABASE_URL or PGHOST names; without
 # one, the whole test run is wrapped in Debian's pg_virtualenv, which starts
@@ -64,7 +68,7 @@ demo-pg: plugins $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked -q -p sidecar-tests --bin pg-load
 	$(PG_WRAP) env TARGET=$(TARGET) tests/demo-pg.sh
 
-test: plugins test-plugins $(if $(PG_WRAP),pg-virtualenv)
+test: plugins test-plugins chromium $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked --workspace --tests
 	$(PG_WRAP) $(CARGO) test --release --locked --workspace
 
@@ -74,6 +78,13 @@ pg-virtualenv:
 	  echo "installing PostgreSQL for the tests (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends postgresql postgresql-common >/dev/null; }
+
+# Debian's Chromium, for the HTML report's test, installed when missing (as root).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Chromium for the tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -6,7 +6,7 @@
 
 use crate::cli::CompareArgs;
 use crate::commands::dry_run::Setup;
-use crate::compare::{compare, CompareOptions, CompareVerdict, Comparison};
+use crate::compare::{compare, CompareOptions, CompareVerdict, Comparison, PhaseSide};
 use crate::exit::{ExitStatus, UsageError};
 
 /// Runs `sidecar compare`.
@@ -49,16 +49,40 @@ pub fn exit_status(verdict: CompareVerdict) -> ExitStatus {
     }
 }
 
+/// How a phase's outcome differs when its plans do not: status, counts.
+fn counts_change(a: Option<&PhaseSide>, b: Option<&PhaseSide>) -> String {
+    let (Some(a), Some(b)) = (a, b) else { return "declared by one side only".to_owned() };
+    let mut changes = Vec::new();
+    if a.status != b.status {
+        changes.push(format!("status {} → {}", a.status, b.status));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        a.counts.keys().chain(b.counts.keys()).collect();
+    for name in names {
+        let (x, y) = (a.counts.get(name), b.counts.get(name));
+        if x != y {
+            let show = |v: Option<&u64>| v.map_or("-".to_owned(), u64::to_string);
+            changes.push(format!("{name} {} → {}", show(x), show(y)));
+        }
+    }
+    if a.findings != b.findings {
+        changes.push("findings differ".to_owned());
+    }
+    if changes.is_empty() {
+        "differs".to_owned()
+    } else {
+        changes.join(", ")
+    }
+}
+
 fn human(c: &Comparison, html: bool) -> String {
     let verdict = format!("{:?}", c.verdict).to_lowercase();
     let mut out = format!("compare {}  {verdict}\n", c.compare_id);
     out.push_str(&format!("  folder       {}\n", c.run_dir));
     let s = &c.source;
     let location = if s.location == s.kind { String::new() } else { format!(" {}", s.location) };
-    let snapshot = s
-        .database
-        .as_ref()
-        .map_or_else(String::new, |d| format!("  snapshot {}", d.snapshot_id));
+    let snapshot =
+        s.database.as_ref().map_or_else(String::new, |d| format!("  snapshot {}", d.snapshot_id));
     out.push_str(&format!("  source       {}{location}  digest {}{snapshot}\n", s.kind, s.digest));
     for side in &c.sides {
         out.push_str(&format!(
@@ -71,7 +95,14 @@ fn human(c: &Comparison, html: bool) -> String {
         ));
     }
     for row in c.identity.iter().filter(|r| !r.same) {
-        out.push_str(&format!("  {:<12} A {}\n  {:<12} B {}\n", row.field, row.a, "", row.b));
+        let short = |v: &str| {
+            if row.field.ends_with("sha256") {
+                v[..v.len().min(12)].to_owned()
+            } else {
+                format!("{v:?}")
+            }
+        };
+        out.push_str(&format!("  {:<16} A {}  B {}\n", row.field, short(&row.a), short(&row.b)));
     }
     if let Some(tree) = &c.tree {
         out.push_str(&format!(
@@ -83,7 +114,7 @@ fn human(c: &Comparison, html: bool) -> String {
         ));
     }
     for phase in &c.phases {
-        let side = |p: &Option<crate::compare::PhaseSide>| {
+        let side = |p: &Option<PhaseSide>| {
             p.as_ref().map_or_else(
                 || "absent".to_owned(),
                 |p| {
@@ -98,7 +129,7 @@ fn human(c: &Comparison, html: bool) -> String {
                 plan.only_a, plan.only_b, plan.changed, plan.documents
             ),
             _ if phase.same => "same".to_owned(),
-            _ => "differs".to_owned(),
+            _ => counts_change(phase.a.as_ref(), phase.b.as_ref()),
         };
         out.push_str(&format!(
             "  {:<16} A {:<22} B {:<22} {plan}\n",

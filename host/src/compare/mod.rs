@@ -24,7 +24,7 @@
 pub mod plans;
 pub mod report;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -274,7 +274,8 @@ pub struct Compared {
 /// The sides' runs, and the `kb_path` of every document they were fed.
 struct Ran {
     sides: Vec<(String, Finished)>,
-    kb_paths: HashMap<i64, String>,
+    /// Sorted by id.
+    kb_paths: Vec<(i64, String)>,
 }
 
 impl Ran {
@@ -286,11 +287,8 @@ impl Ran {
 /// Compares the plugins at `options.dir_a` and `options.dir_b` on `source`.
 pub fn compare(options: &CompareOptions<'_>, source: &dyn Source) -> io::Result<Compared> {
     let started = Instant::now();
-    let label = format!(
-        "compare-{}-vs-{}",
-        dry_run::label(options.dir_a),
-        dry_run::label(options.dir_b)
-    );
+    let label =
+        format!("compare-{}-vs-{}", dry_run::label(options.dir_a), dry_run::label(options.dir_b));
     let run = RunDir::create_with(options.runs_dir, &label, &["kb"])?;
     let mut state = RunState::create(&run.path, &run.id, "compare")?;
     state.record.source = Some(source.describe());
@@ -387,7 +385,7 @@ fn run_sides(
     for ((name, _), side_options) in plan.iter().zip(&side_options) {
         sides.push(Side::open(side_options, run.nested(name)?, source)?);
     }
-    let kb_paths = Mutex::new(HashMap::new());
+    let kb_paths = Mutex::new(Vec::new());
     if sides.iter().any(Side::is_ready) {
         // One preparation for all: for PostgreSQL, one snapshot.
         let prepared = source.prepare(&run.id);
@@ -424,7 +422,8 @@ fn run_sides(
     for ((name, _), side) in plan.iter().zip(sides) {
         finished.push(((*name).to_owned(), side.close()?));
     }
-    let kb_paths = kb_paths.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut kb_paths = kb_paths.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    kb_paths.sort_unstable();
     Ok(Ran { sides: finished, kb_paths })
 }
 
@@ -449,7 +448,10 @@ fn judge(run: &RunDir, ran: &Ran, comparison: &mut Comparison) -> io::Result<()>
     comparison.phases = compare_phases(a, b, &mut |document| {
         let entry = differing.entry(document.document_id).or_insert_with(|| DocumentDifference {
             document_id: document.document_id,
-            kb_path: document.document_id.and_then(|id| ran.kb_paths.get(&id).cloned()),
+            kb_path: document.document_id.and_then(|id| {
+                let at = ran.kb_paths.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+                Some(ran.kb_paths[at].1.clone())
+            }),
             phases: BTreeMap::new(),
         });
         let counts = entry.phases.entry(document.phase.clone()).or_default();
@@ -631,18 +633,19 @@ fn compare_phases(
     for name in names {
         let (pa, pb) = (find(a, name), find(b, name));
         let plan = match (&pa, &pb) {
-            (Some(PhaseSummary { plan: Some(x), .. }), Some(PhaseSummary { plan: Some(y), .. })) => {
-                Some(if x.sha256 == y.sha256 {
-                    PlanTotals { identical: true, ..PlanTotals::default() }
-                } else {
-                    plans::compare(
-                        name,
-                        &Path::new(&a.run_dir).join(&x.file),
-                        &Path::new(&b.run_dir).join(&y.file),
-                        each,
-                    )?
-                })
-            }
+            (
+                Some(PhaseSummary { plan: Some(x), .. }),
+                Some(PhaseSummary { plan: Some(y), .. }),
+            ) => Some(if x.sha256 == y.sha256 {
+                PlanTotals { identical: true, ..PlanTotals::default() }
+            } else {
+                plans::compare(
+                    name,
+                    &Path::new(&a.run_dir).join(&x.file),
+                    &Path::new(&b.run_dir).join(&y.file),
+                    each,
+                )?
+            }),
             _ => None,
         };
         let (sa, sb) = (pa.as_ref().map(phase_side), pb.as_ref().map(phase_side));
@@ -672,11 +675,7 @@ struct JsonLines {
 impl JsonLines {
     fn create(path: &Path) -> io::Result<Self> {
         let partial = path.with_extension("jsonl.partial");
-        Ok(Self {
-            out: BufWriter::new(File::create(&partial)?),
-            partial,
-            done: path.to_owned(),
-        })
+        Ok(Self { out: BufWriter::new(File::create(&partial)?), partial, done: path.to_owned() })
     }
 
     fn write(&mut self, value: &impl Serialize) -> io::Result<()> {

@@ -179,8 +179,12 @@ fn differences(phase: &str, a: &[String], b: &[String]) -> io::Result<Vec<Docume
             };
             let fields = match (&a, &b) {
                 (Some(Value::Object(x)), Some(Value::Object(y))) => {
-                    let mut names: Vec<String> =
-                        x.keys().chain(y.keys()).filter(|k| x.get(*k) != y.get(*k)).cloned().collect();
+                    let mut names: Vec<String> = x
+                        .keys()
+                        .chain(y.keys())
+                        .filter(|k| x.get(*k) != y.get(*k))
+                        .cloned()
+                        .collect();
                     names.sort();
                     names.dedup();
                     names
@@ -301,18 +305,18 @@ mod tests {
         std::fs::write(dir.path().join("a"), a).expect("a");
         std::fs::write(dir.path().join("b"), b).expect("b");
         let mut documents = Vec::new();
-        let totals =
-            compare("cut", &dir.path().join("a"), &dir.path().join("b"), &mut |d| {
-                documents.push(d);
-                Ok(())
-            })
-            .expect("compare");
+        let totals = compare("cut", &dir.path().join("a"), &dir.path().join("b"), &mut |d| {
+            documents.push(d);
+            Ok(())
+        })
+        .expect("compare");
         (totals, documents)
     }
 
     #[test]
     fn identical_plans_have_no_differences() {
-        let plan = line(0, "insert", "1:0", r#"{"document_id":1}"#) + &line(1, "insert", "2:0", "{}");
+        let plan =
+            line(0, "insert", "1:0", r#"{"document_id":1}"#) + &line(1, "insert", "2:0", "{}");
         let (totals, documents) = run(&plan, &plan);
         assert!(totals.identical);
         assert_eq!((totals.only_a, totals.only_b, totals.changed, totals.documents), (0, 0, 0, 0));

@@ -15,7 +15,7 @@ pub struct Hostile;
 
 /// A run.
 pub struct HostileRun {
-    #[cfg_attr(not(feature = "queries"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "queries", feature = "snapshot_reader")), allow(dead_code))]
     ctx: Context,
 }
 
@@ -87,9 +87,17 @@ impl Run for HostileRun {
         if phase == "discover" {
             queries::run(&self.ctx, batch, &mut outcome)?;
         }
+        #[cfg(feature = "snapshot_reader")]
+        if phase == "discover" {
+            snapshot_reader(&self.ctx, &mut outcome)?;
+        }
         if phase == "record" {
             static RECORDS: AtomicUsize = AtomicUsize::new(0);
-            let record = RECORDS.fetch_add(1, Ordering::SeqCst);
+            let mut record = RECORDS.fetch_add(1, Ordering::SeqCst);
+            if cfg!(feature = "nondeterministic") {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                record += now.map_or(0, |d| d.subsec_nanos() as usize);
+            }
             // On the second batch, an after-image the host cannot accept.
             let after_image =
                 if cfg!(feature = "invalid_plan") && record == 1 { "not json" } else { "{}" };
@@ -102,6 +110,25 @@ impl Run for HostileRun {
         }
         Ok(outcome)
     }
+}
+
+/// Counts the documents its queries see, from the sixth batch on in the
+/// `_late` build; `documents_visible` sums what each batch saw.
+#[cfg(feature = "snapshot_reader")]
+fn snapshot_reader(ctx: &Context, outcome: &mut PhaseOutcome) -> Result<(), PluginError> {
+    static BATCHES: AtomicUsize = AtomicUsize::new(0);
+    let batch = BATCHES.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    if cfg!(feature = "snapshot_reader_late") && batch < 5 {
+        return Ok(());
+    }
+    let mut seen = 0u64;
+    for row in ctx.query("SELECT id FROM source_document", &[])? {
+        row?;
+        seen += 1;
+    }
+    outcome.counts.push(abi_stable::std_types::Tuple2("documents_visible".into(), seen));
+    Ok(())
 }
 
 /// The `queries` fixture: what a plugin can try through its host context.
