@@ -492,3 +492,72 @@ fn a_backend_terminated_mid_run_fails_the_run_truthfully() {
     assert!(state["batch"].as_u64().is_some_and(|b| b >= 2), "{state:#}");
     assert!(!stderr.contains(PASSWORD));
 }
+
+#[test]
+fn both_sides_of_a_comparison_read_one_snapshot_whatever_is_committed_meanwhile() {
+    let scratch = Scratch::new();
+    let (mut db, _, env) = select_only_db(&scratch);
+    // A queries from its first batch, B only from its sixth, 0.1 s a batch
+    // apart: rows are inserted after A's query session opened and before
+    // B's did.
+    let a = scratch.test_plugin("snapshot_reader");
+    let b = scratch.test_plugin("snapshot_reader_late");
+    let runs = scratch.path().join("runs");
+    let child = std::process::Command::new(sidecar_tests::sidecar_bin())
+        .args(["compare", path_str(&a), path_str(&b), "--runs-dir", path_str(&runs)])
+        .args(["--source", "postgres", "--env-file", path_str(&env), "--batch-size", "10"])
+        .current_dir(scratch.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let sessions = |db: &mut TestDb, side: &str| -> i64 {
+        db.owner
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name LIKE $1",
+                &[&format!("sidecar-%/{side}")],
+            )
+            .expect("pg_stat_activity")
+            .get(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sessions(&mut db, "a") == 0 {
+        assert!(std::time::Instant::now() < deadline, "A never queried");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(sessions(&mut db, "b"), 0, "B queried before the insert");
+    db.owner
+        .batch_execute(
+            "INSERT INTO source_document (id, kb_path, title, status, updated_at) \
+             SELECT 900000 + n, 'kb/late/' || n || '.md', 'late', 'active', now() \
+             FROM generate_series(1, 5) AS n",
+        )
+        .expect("insert");
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The sides differ only in how many batches they counted.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let run = list(&runs).into_iter().next().expect("comparison folder");
+    let comparison = json(&run.join("compare.json"));
+    let snapshot = comparison["source"]["database"]["snapshot_id"].as_str().expect("snapshot id");
+    assert!(!snapshot.is_empty());
+    for side in ["a", "b"] {
+        let summary = json(&run.join(side).join("summary.json"));
+        assert_eq!(summary["verdict"], "completed", "{side}: {summary:#}");
+        assert_eq!(summary["documents"], 300, "{side} was fed the snapshot's documents");
+        assert_eq!(summary["source"]["database"]["snapshot_id"], snapshot, "{side}");
+        // Every query of the side saw the snapshot's 300 documents, not 305.
+        let log = sidecar_tests::query_log(&run.join(side));
+        let batches = if side == "a" { 30 } else { 25 };
+        assert_eq!(log.len(), batches, "{side}: {log:#?}");
+        assert!(log.iter().all(|q| q["outcome"] == "ok" && q["rows"] == 300), "{side}: {log:#?}");
+    }
+    // The rows were committed: a new snapshot sees them.
+    let now: i64 =
+        db.owner.query_one("SELECT count(*) FROM source_document", &[]).expect("count").get(0);
+    assert_eq!(now, 305);
+    assert_eq!(sessions(&mut db, "%"), 0, "the comparison left a session open");
+}

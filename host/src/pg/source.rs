@@ -174,7 +174,7 @@ impl Source for PgSource {
     fn prepare(&self, run_id: &str) -> Result<(), NotReady> {
         let failed =
             |reason: String| NotReady::Failed(format!("{}: {reason}", self.target.describe()));
-        let application_name = format!("sidecar-{run_id}");
+        let application_name = super::application_name(run_id);
         let mut client = self
             .target
             .config(&application_name, self.connect_timeout)
@@ -264,7 +264,7 @@ impl Source for PgSource {
     }
 
     fn query_opener(&self, run_id: &str) -> Result<QueryOpener<'_>, String> {
-        let application_name = format!("sidecar-{run_id}");
+        let application_name = super::application_name(run_id);
         Ok(Box::new(move || {
             let snapshot = self.session().as_ref().map(|s| s.state.snapshot_id.clone());
             let snapshot = snapshot.ok_or_else(|| "the source was not prepared".to_owned())?;
