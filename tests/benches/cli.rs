@@ -57,13 +57,14 @@ fn main() {
     assert!(runs > 0, "SIDECAR_BENCH_RUNS must be at least 1");
 
     // `cargo bench -p sidecar-tests --bench cli -- NAME...` runs only the
-    // named sections (verify, inspect, dry-run, postgres); cargo itself
+    // named sections (verify, inspect, dry-run, compare, postgres); cargo itself
     // passes `--bench`.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let verify = wanted("verify").then(|| bench_verify(&sidecar, &target.join("bench-tree"), runs));
     let inspect = wanted("inspect").then(|| bench_inspect(&sidecar, &plugin, &root));
     let dry = wanted("dry-run").then(|| bench_dry_run(&sidecar, &target, 3));
+    let compare = wanted("compare").then(|| bench_compare(&sidecar, &target, 3));
     let pg = wanted("postgres").then(|| bench_postgres(&sidecar, &target, 3)).flatten();
 
     println!();
@@ -100,6 +101,15 @@ fn main() {
             format!("100M {:.1} MiB", small as f64 / 1024.0),
             format!("1G {:.1} MiB", large as f64 / 1024.0),
             format!("ratio {:.2}x (target <= 1.2x)", large as f64 / small as f64),
+        );
+    }
+    if let Some((s, p)) = compare {
+        let (s, p) = (s.as_secs_f64(), p.as_secs_f64());
+        summary(
+            "compare generated:100M",
+            format!("sidecar compare {s:.2} s"),
+            format!("one dry-run {p:.2} s"),
+            format!("ratio {:.2}x (target <= 1.3x)", s / p),
         );
     }
     if let Some(pg) = pg {
@@ -160,6 +170,33 @@ fn bench_dry_run(sidecar: &Path, target: &Path, rounds: usize) -> DryRunFigures 
     let (_, large) = dry_run("1G");
     let _ = fs::remove_dir_all(&runs_dir);
     DryRunFigures { speed: (median(ours), median(peer)), rss_kib: (small, large) }
+}
+
+/// Both reference versions compared on the 100 MB generated corpus, against
+/// one dry run of the staged version (the slower of the two) on the same
+/// corpus, rounds interleaved; medians.
+fn bench_compare(sidecar: &Path, target: &Path, rounds: usize) -> (Duration, Duration) {
+    let a = sidecar_tests::reference_plugin("iu-cutter-v0.6");
+    let b = sidecar_tests::reference_plugin("iu-cutter-v0.6-o8a");
+    let runs_dir = target.join("bench-runs");
+    let source = ["--source", "generated:100M"];
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let _ = fs::remove_dir_all(&runs_dir);
+        let mut compare = Command::new(sidecar);
+        compare.arg("compare").arg(&a).arg(&b).arg("--runs-dir").arg(&runs_dir).args(source);
+        // The pair differs: exit 1 is the expected answer.
+        ours.push(run_expecting(&mut compare, 1));
+        let (elapsed, _) = timed_dry_run(sidecar, &b, &runs_dir, &source);
+        peer.push(elapsed);
+        println!(
+            "compare: round {round}/{rounds}  compare {:.2} s  dry-run {:.2} s",
+            ours[round - 1].as_secs_f64(),
+            peer[round - 1].as_secs_f64()
+        );
+    }
+    let _ = fs::remove_dir_all(&runs_dir);
+    (median(ours), median(peer))
 }
 
 /// Runs `sidecar dry-run PLUGIN --runs-dir RUNS_DIR ARGS...` in a fresh
@@ -509,6 +546,11 @@ fn bench_inspect(sidecar: &Path, plugin: &Path, root: &Path) -> (Duration, Durat
 /// Runs `cmd` to completion with stdout discarded; panics (with its stderr)
 /// unless it exits 0. Returns the wall-clock time from spawn to exit.
 fn run(cmd: &mut Command) -> Duration {
+    run_expecting(cmd, 0)
+}
+
+/// [`run`], for a command whose expected exit code is `code`.
+fn run_expecting(cmd: &mut Command, code: i32) -> Duration {
     let start = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
@@ -518,7 +560,7 @@ fn run(cmd: &mut Command) -> Duration {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let elapsed = start.elapsed();
     assert!(
-        out.status.success(),
+        out.status.code() == Some(code),
         "{cmd:?} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)

@@ -330,7 +330,7 @@ fn runs_are_listed_shown_and_removed_as_one_folder() {
     let runs = path_str(&runs);
     scratch
         .sidecar(&["runs", "list", "--runs-dir", runs])
-        .expect(0, &format!("{id}  completed  iu-cutter 0.6"));
+        .expect(0, &format!("{id}  dry-run  completed  iu-cutter 0.6"));
     scratch
         .sidecar(&["runs", "show", &id, "--runs-dir", runs])
         .expect(0, "\"verdict\": \"completed\"");

@@ -35,7 +35,8 @@ fn list(runs_dir: &Path) -> anyhow::Result<ExitStatus> {
                     .plugin
                     .map_or_else(|| "-".to_owned(), |p| format!("{} {}", p.name, p.version));
                 println!(
-                    "{id}  {:<10} {plugin}  {}",
+                    "{id}  {:<8} {:<10} {plugin}  {}",
+                    record.kind,
                     format!("{:?}", record.state).to_lowercase(),
                     record.created_at
                 );
@@ -61,8 +62,10 @@ fn show(runs_dir: &Path, id: &str) -> anyhow::Result<ExitStatus> {
     let dir = run_dir(runs_dir, id)?;
     let run = std::fs::read_to_string(dir.join("run.json")).context("cannot read run.json")?;
     print!("{run}");
-    if let Ok(summary) = std::fs::read_to_string(dir.join("summary.json")) {
-        print!("{summary}");
+    for report in ["summary.json", "compare.json"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(report)) {
+            print!("{text}");
+        }
     }
     Ok(ExitStatus::Success)
 }
