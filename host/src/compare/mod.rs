@@ -408,12 +408,15 @@ fn run_sides(
                     kb_paths.extend(batch.documents.iter().map(|d| (d.id, d.kb_path.clone())));
                 },
             );
-            for (side, feed) in ready.into_iter().zip(feeds) {
-                std::thread::Builder::new()
-                    .name("compare-side".into())
-                    .spawn_scoped(scope, move || side.run(source, feed))
-                    .map(drop)
-                    .unwrap_or_else(|err| tracing::error!("cannot start a side: {err}"));
+            // Every side but the last on a thread of its own, the last on
+            // this one.
+            let mut sides = ready.into_iter().zip(feeds);
+            let last = sides.next_back();
+            for (side, feed) in sides {
+                scope.spawn(move || side.run(source, feed));
+            }
+            if let Some((side, feed)) = last {
+                side.run(source, feed);
             }
         });
     }
