@@ -1,5 +1,6 @@
 //! Where a dry run's records come from: the embedded default corpus, a
-//! directory of Markdown files, or a generated corpus of any size.
+//! directory of Markdown files, a generated corpus of any size, or
+//! PostgreSQL.
 //!
 //! A [`Source`] yields [`RecordBatch`]es lazily so that memory is bounded by
 //! the batch size whatever the corpus size, and deterministically so that two
@@ -7,8 +8,10 @@
 //! carries a digest naming the exact data, which is what a run report cites
 //! to say "these results are for that input".
 //!
-//! A PostgreSQL source (reading the knowledge base's tables read-only) is
-//! planned for a later issue and will implement the same trait.
+//! The PostgreSQL source (`crate::pg::PgSource`, the knowledge base's
+//! tables read in one read-only snapshot) implements the same trait. A
+//! comparison reads any source once and hands every batch to each side
+//! ([`fan_out`]).
 
 pub mod dir;
 pub mod embedded;
