@@ -38,7 +38,9 @@ use crate::integrity::diff::TreeDiff;
 use crate::integrity::lock::LockFile;
 use crate::integrity::manifest::Sha256Digest;
 use crate::integrity::{self};
-use crate::run::report::{FindingCounts, KillSwitchReport, PhaseSummary, Summary, Verdict};
+use crate::run::report::{
+    self as run_report, FindingCounts, KillSwitchReport, PhaseSummary, Summary, Verdict,
+};
 use crate::run::state::{RunState, State};
 use crate::run::RunDir;
 use crate::source::{self, Source, SourceIdentity};
@@ -325,7 +327,7 @@ pub fn compare(options: &CompareOptions<'_>, source: &dyn Source) -> io::Result<
     if options.html {
         report::write_html(&run.path, &comparison)?;
     }
-    write_json(&run.path.join("compare.json"), &comparison)?;
+    run_report::write_json(&run.path.join("compare.json"), &comparison)?;
     state.record.source = Some(comparison.source.clone());
     match comparison.verdict {
         CompareVerdict::Failed => state.stop(State::Failed, &comparison.reason)?,
@@ -336,6 +338,8 @@ pub fn compare(options: &CompareOptions<'_>, source: &dyn Source) -> io::Result<
 }
 
 /// Both directories verify (and match their pins); their trees compared.
+/// Each side's load verifies its directory again, on the bytes it loads:
+/// this first pass only makes sure neither side runs unless both verify.
 fn verify_both(options: &CompareOptions<'_>) -> Result<TreeComparison, String> {
     let a = integrity::verify(options.dir_a, &[], options.lock);
     let b = integrity::verify(options.dir_b, &[], options.lock);
@@ -691,10 +695,4 @@ impl JsonLines {
         self.out.get_ref().sync_all()?;
         std::fs::rename(&self.partial, &self.done)
     }
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-    text.push('\n');
-    crate::integrity::tree::write_atomically(path, text.as_bytes())
 }

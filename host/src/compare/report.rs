@@ -92,9 +92,7 @@ pub fn write_markdown(run_dir: &Path, c: &Comparison) -> io::Result<()> {
         for side in &c.sides {
             let ks = &side.kill_switch;
             let flag = |v: Option<bool>| v.map_or("-".to_owned(), |v| v.to_string());
-            let live = ks.live_refusal.as_ref().map_or("not probed".to_owned(), |p| {
-                format!("{} ({})", if p.refused { "refused" } else { "NOT refused" }, p.answer)
-            });
+            let live = live_run(ks);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
@@ -221,9 +219,7 @@ pub fn write_html(run_dir: &Path, c: &Comparison) -> io::Result<()> {
         for side in &c.sides {
             let ks = &side.kill_switch;
             let flag = |v: Option<bool>| v.map_or("-".to_owned(), |v| v.to_string());
-            let live = ks.live_refusal.as_ref().map_or("not probed".to_owned(), |p| {
-                format!("{} ({})", if p.refused { "refused" } else { "NOT refused" }, p.answer)
-            });
+            let live = live_run(ks);
             let run = match &side.reason {
                 Some(reason) => format!("{:?}: {reason}", side.verdict).to_lowercase(),
                 None => format!("{:?}", side.verdict).to_lowercase(),
@@ -382,6 +378,13 @@ fn read_details(run_dir: &Path, c: &Comparison) -> io::Result<Vec<DocumentOps>> 
     // Document by document, phases in the order they were compared.
     details.sort_by_key(|d| d.document_id);
     Ok(details)
+}
+
+/// The refusal probe's answer, as both reports show it.
+fn live_run(ks: &crate::run::report::KillSwitchReport) -> String {
+    ks.live_refusal.as_ref().map_or("not probed".to_owned(), |p| {
+        format!("{} ({})", if p.refused { "refused" } else { "NOT refused" }, p.answer)
+    })
 }
 
 /// Where the data came from, when that says more than its kind.

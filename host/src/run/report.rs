@@ -270,7 +270,8 @@ pub fn write_summary(run_dir: &Path, summary: &Summary) -> io::Result<()> {
     write_json(&run_dir.join("summary.json"), summary)
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+/// Writes `value` as pretty JSON with a final newline, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
     text.push('\n');
     write_atomically(path, text.as_bytes())
