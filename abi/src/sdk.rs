@@ -7,7 +7,10 @@
 //! - a [`Mode::Live`] call is refused with
 //!   `ProductionExecutionNotAuthorized` before plugin code runs unless
 //!   [`Plugin::execution_enabled`] says otherwise;
-//! - a phase the plugin did not declare is refused with `UnknownPhase`.
+//! - a phase the plugin did not declare is refused with `UnknownPhase`;
+//! - the phase [`PANIC_PROBE_PHASE`] panics on purpose, inside the same
+//!   guard as the plugin's phases, so the host's compatibility suite can see
+//!   what a panic in a phase of this very library becomes (since 0.1.1).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,6 +26,12 @@ use crate::{
     HostContext, LogLevel, Mode, PhaseOutcome, PluginError, PluginInfo, PluginMod, PluginModRef,
     PluginRun, PluginRunBox, PluginRun_TO, QueryColumn, QueryRow, RecordBatch,
 };
+
+/// The phase name the host's compatibility suite sends to see a panic in a
+/// phase contained: the SDK answers it by panicking inside its guard, so the
+/// host receives `Panicked` when the library unwinds as it should, and a dead
+/// worker when it was built to abort. Never a declared phase; dry-run only.
+pub const PANIC_PROBE_PHASE: &str = "sidecar.panic-probe";
 
 /// An orchestrator version, as a plugin author writes it.
 pub trait Plugin: 'static {
@@ -219,6 +228,9 @@ impl<P: Plugin> PluginRun for RunAdapter<P> {
     ) -> RResult<PhaseOutcome, PluginError> {
         guarded("run_phase", || {
             refuse_unauthorized::<P>(mode)?;
+            if phase.as_str() == PANIC_PROBE_PHASE {
+                panic!("{PANIC_PROBE_PHASE}: a deliberate panic in a phase");
+            }
             if !self.phases.iter().any(|p| p == phase.as_str()) {
                 return Err(PluginError::unknown_phase(phase.as_str()));
             }
