@@ -28,6 +28,7 @@ use crate::integrity::{self, lock::LockFile};
 use crate::load::{self, LoadError, LoadedPlugin};
 use crate::plugin::PhaseOutcome;
 use crate::policy::kill_switch::{self, Dispatcher, Refusal};
+use crate::run::counts::{self, PlanCountRule};
 use crate::run::plan::{PlanSink, PlanWriter, Rejected};
 use crate::run::queries::{self, RunQueries};
 use crate::run::report::{self, PhaseSummary, Summary, Verdict, FINDING_EXAMPLES};
@@ -109,6 +110,8 @@ pub struct Side<'o> {
     started: Instant,
     before: BTreeMap<String, Option<SystemTime>>,
     worker: Option<Worker>,
+    /// The plugin's plan-count contract ([`counts`]).
+    rules: Vec<PlanCountRule>,
     stop: Option<Stop>,
 }
 
@@ -134,6 +137,7 @@ impl<'o> Side<'o> {
             summary,
             started: Instant::now(),
             worker: None,
+            rules: Vec::new(),
             stop: None,
         };
         match side.load() {
@@ -250,7 +254,9 @@ impl<'o> Side<'o> {
         state.record.plugin = Some(identity);
         state.enter(State::Verified).map_err(io("run.json"))?;
         let unsafe_phase = kill_switch::unsafe_phases(&info).into_iter().next();
+        let rules = counts::rules(&info.attributes);
         summary.declared = Some(info);
+        self.rules = rules.map_err(|e| Stop::Failed(format!("the plugin's description: {e}")))?;
         let enabled = worker.execution_enabled().map_err(crashed)?;
         summary.kill_switch.execution_enabled_before = Some(enabled);
         if enabled {
@@ -283,6 +289,7 @@ impl<'o> Side<'o> {
             &mut self.summary,
             worker,
             &mut queries,
+            &self.rules,
             batches,
         );
         self.summary.queries = queries.finish().map_err(io(queries::QUERY_LOG))?;
@@ -339,6 +346,7 @@ fn run_phases(
     summary: &mut Summary,
     worker: &mut Worker,
     queries: &mut RunQueries,
+    rules: &[PlanCountRule],
     batches: impl Iterator<Item = Result<RecordBatch, SourceError>>,
 ) -> Result<(), Stop> {
     let failed = |what: String| Stop::Failed(what);
@@ -384,6 +392,13 @@ fn run_phases(
                     })?;
                 durations[index] += elapsed;
                 phase.duration_ms = millis(durations[index]);
+                if let Some(reason) = counts::check(rules, &outcome) {
+                    phase.status = "failed".to_owned();
+                    return Err(failed(format!(
+                        "phase `{}` on batch {batch_index}: {reason}",
+                        phase.name
+                    )));
+                }
                 for op in &outcome.plan {
                     *phase.ops.entry(op.action.clone()).or_default() += 1;
                 }

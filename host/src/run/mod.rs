@@ -10,6 +10,7 @@
 //! summary.json         written last; never claims success for a failed run
 //! ```
 
+pub mod counts;
 pub mod plan;
 pub mod queries;
 pub mod report;

@@ -21,12 +21,18 @@ use crate::{
 /// The orchestrator's name in every version.
 pub const NAME: &str = "iu-cutter";
 
-/// The description shared by every version: the name and the six phases,
-/// each mutating only when live.
+/// The description shared by every version: the name, the six phases, each
+/// mutating only when live, and which counts are the size of which part of
+/// the plan (the host's plan-count contract).
 pub fn plugin_info(version: &str) -> PluginInfo {
-    PHASES.iter().fold(PluginInfo::new(NAME, version), |info, phase| {
-        info.with_phase(PhaseDecl::new(phase, SideEffects::NONE_ON_DRY_RUN))
-    })
+    PHASES
+        .iter()
+        .fold(PluginInfo::new(NAME, version), |info, phase| {
+            info.with_phase(PhaseDecl::new(phase, SideEffects::NONE_ON_DRY_RUN))
+        })
+        .with_attribute("plan.count.backup.information_unit", "units_backed_up")
+        .with_attribute("plan.count.insert.information_unit", "units_inserted")
+        .with_attribute("plan.count.update.information_unit", "units_superseded + units_retired")
 }
 
 /// A plugin run: the core's [`Run`] and which batch it is working on.
