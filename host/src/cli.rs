@@ -36,6 +36,9 @@ pub enum Command {
     /// Dry-run two versions side by side on identical data and report what
     /// B would do differently (exit 0 same, 1 different, 2 error, 3 refused).
     Compare(CompareArgs),
+    /// Run the compatibility suite on plugin directories: named checks, one
+    /// line each (exit 0 all pass, 1 a check failed, 2 usage or trouble).
+    Compat(CompatArgs),
     /// List the files that differ between two verified plugin directories
     /// (exit 0 the same, 1 different, 2 trouble, like `diff`).
     DiffTree(DiffTreeArgs),
@@ -160,6 +163,33 @@ pub struct CompareArgs {
     /// Print compare.json on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sidecar compat`.
+#[derive(Debug, Args)]
+pub struct CompatArgs {
+    /// Plugin directories.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Post-deploy assertions (TOML): name, version, milestone, live_wiring
+    /// (globs), execution_enabled, capabilities, phases_include, min_abi.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// Print compat.json on stdout instead of the check lines.
+    #[arg(long, conflicts_with = "junit")]
+    pub json: bool,
+    /// Also write the checks as JUnit XML to FILE, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockOption,
+    /// Where the suite's folder goes.
+    #[arg(long, value_name = "DIR", default_value = crate::run::DEFAULT_RUNS_DIR)]
+    pub runs_dir: PathBuf,
+    /// Seconds the plugin may take for one call, or one phase of one batch;
+    /// a worker that takes longer is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 /// What a dry run (or each side of a comparison) reads, and its limits.

@@ -483,7 +483,7 @@ fn stop_reason(phase: &PhaseSummary, outcome: &PhaseOutcome) -> Option<String> {
 }
 
 /// Every file's path and modification time, to prove nothing was touched.
-fn file_times(dir: &Path) -> BTreeMap<String, Option<SystemTime>> {
+pub(crate) fn file_times(dir: &Path) -> BTreeMap<String, Option<SystemTime>> {
     let mut times = BTreeMap::new();
     for path in integrity::tree::scan(dir).files {
         let modified = std::fs::symlink_metadata(dir.join(&path)).and_then(|m| m.modified()).ok();

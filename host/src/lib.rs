@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod compat;
 pub mod dry_run;
 pub mod elf;
 pub mod exit;

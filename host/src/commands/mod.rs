@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the exit status it earned.
 
 pub mod compare;
+pub mod compat;
 pub mod diff_tree;
 pub mod dry_run;
 pub mod gen_corpus;
@@ -22,6 +23,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Inspect(args) => inspect::run(&args),
         Command::DryRun(args) => dry_run::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Compat(args) => compat::run(&args),
         Command::DiffTree(args) => diff_tree::run(&args),
         Command::Runs(args) => runs::run(&args),
         Command::GenCorpus(args) => gen_corpus::run(&args),

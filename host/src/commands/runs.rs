@@ -62,7 +62,7 @@ fn show(runs_dir: &Path, id: &str) -> anyhow::Result<ExitStatus> {
     let dir = run_dir(runs_dir, id)?;
     let run = std::fs::read_to_string(dir.join("run.json")).context("cannot read run.json")?;
     print!("{run}");
-    for report in ["summary.json", "compare.json"] {
+    for report in ["summary.json", "compare.json", "compat.json"] {
         if let Ok(text) = std::fs::read_to_string(dir.join(report)) {
             print!("{text}");
         }

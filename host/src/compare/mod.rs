@@ -288,10 +288,19 @@ impl Ran {
 
 /// Compares the plugins at `options.dir_a` and `options.dir_b` on `source`.
 pub fn compare(options: &CompareOptions<'_>, source: &dyn Source) -> io::Result<Compared> {
-    let started = Instant::now();
     let label =
         format!("compare-{}-vs-{}", dry_run::label(options.dir_a), dry_run::label(options.dir_b));
-    let run = RunDir::create_with(options.runs_dir, &label, &["kb"])?;
+    compare_in(options, source, RunDir::create_with(options.runs_dir, &label, &["kb"])?)
+}
+
+/// [`compare`] in a folder the caller made (with a `kb/` sub-folder), e.g.
+/// inside a compatibility run.
+pub fn compare_in(
+    options: &CompareOptions<'_>,
+    source: &dyn Source,
+    run: RunDir,
+) -> io::Result<Compared> {
+    let started = Instant::now();
     let mut state = RunState::create(&run.path, &run.id, "compare")?;
     state.record.source = Some(source.describe());
     let mut comparison = Comparison {

@@ -55,6 +55,13 @@ pub enum Problem {
     NotPinned { lock: String },
 }
 
+impl Problem {
+    /// Whether this is about the lock file's pin rather than the tree.
+    pub fn is_pin_problem(&self) -> bool {
+        matches!(self, Problem::PinMismatch { .. } | Problem::NotPinned { .. })
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

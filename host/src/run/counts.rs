@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 
 use crate::plugin::PhaseOutcome;
 
+/// How every broken-contract reason starts.
+pub const MISMATCH: &str = "the plan does not match its counts";
+
 /// The attribute prefix of a rule.
 pub const PREFIX: &str = "plan.count.";
 
@@ -90,8 +93,8 @@ pub fn check(rules: &[PlanCountRule], outcome: &PhaseOutcome) -> Option<String> 
             .count() as u64;
         (counted != planned).then(|| {
             format!(
-                "the plan does not match its counts: {} = {counted}, but the plan holds \
-                 {planned} {} on {} (attribute `{}`)",
+                "{MISMATCH}: {} = {counted}, but the plan holds {planned} {} on {} \
+                 (attribute `{}`)",
                 rule.counts.join(" + "),
                 rule.action,
                 rule.table,

@@ -45,9 +45,14 @@ impl RunDir {
     /// The folder of a run inside this one (a side of a comparison), with
     /// the id `<this id>/<name>`.
     pub fn nested(&self, name: &str) -> io::Result<Self> {
+        self.nested_with(name, RUN_SUBDIRS)
+    }
+
+    /// [`RunDir::nested`] with the given sub-folders.
+    pub fn nested_with(&self, name: &str, subdirs: &[&str]) -> io::Result<Self> {
         let path = self.path.join(name);
         std::fs::create_dir(&path)?;
-        for sub in RUN_SUBDIRS {
+        for sub in subdirs {
             std::fs::create_dir(path.join(sub))?;
         }
         Ok(Self { id: format!("{}/{name}", self.id), path })
