@@ -16,7 +16,7 @@ HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe seg
 	flips_execution_enabled invalid_plan broken_cutter nondeterministic snapshot_reader snapshot_reader_late \
 	incompatible_abi
 
-.PHONY: all build plugins test-plugins demo demo-pg test pg-virtualenv chromium lint ci bench clean
+.PHONY: all build plugins test-plugins abi-fixtures demo demo-pg test pg-virtualenv chromium lint ci bench clean
 
 all: plugins
 
@@ -47,6 +47,29 @@ test-plugins:
 	mkdir -p $(TEST_PLUGINS_OUT)/no_root_module
 	cp $(TARGET)/release/libno_root_module.so $(TEST_PLUGINS_OUT)/no_root_module/
 
+# The compatibility suite's plugins (tests/tests/abi_matrix.rs), in
+# test-plugins/abi_v0_1_0 and abi_v0_2_0: one built against the first
+# released interface, frozen in tests/abi-frozen (a workspace of its own), and
+# the same sources with that interface's version rewritten to 0.2.0, a
+# generation this host must refuse. Both build into the one target directory,
+# so abi_stable is compiled once.
+ABI_FROZEN := tests/abi-frozen
+ABI_V020_SRC := $(TARGET)/abi-v0.2.0-src
+FROZEN_CARGO := CARGO_TARGET_DIR=$(abspath $(TARGET)) $(CARGO)
+abi-fixtures:
+	$(FROZEN_CARGO) build --release --locked -q --manifest-path $(ABI_FROZEN)/Cargo.toml -p frozen-abi-plugin
+	mkdir -p $(TEST_PLUGINS_OUT)/abi_v0_1_0
+	cp $(TARGET)/release/libfrozen_abi_plugin.so $(TEST_PLUGINS_OUT)/abi_v0_1_0/
+	@set -e; rm -rf $(ABI_V020_SRC); cp -R $(ABI_FROZEN) $(ABI_V020_SRC); \
+	  sed -i 's/^version = "0\.1\.0"$$/version = "0.2.0"/' $(ABI_V020_SRC)/abi-v0.1.0/Cargo.toml; \
+	  sed -i '/^name = "sidecar-abi"$$/{n;s/^version = "0\.1\.0"$$/version = "0.2.0"/}' $(ABI_V020_SRC)/Cargo.lock; \
+	  for f in abi-v0.1.0/Cargo.toml Cargo.lock; do \
+	    grep -qx 'version = "0.2.0"' $(ABI_V020_SRC)/$$f || { echo "$$f: no version to rewrite to 0.2.0"; exit 1; }; \
+	  done
+	$(FROZEN_CARGO) build --release --locked -q --manifest-path $(ABI_V020_SRC)/Cargo.toml -p frozen-abi-plugin
+	mkdir -p $(TEST_PLUGINS_OUT)/abi_v0_2_0
+	cp $(TARGET)/release/libfrozen_abi_plugin.so $(TEST_PLUGINS_OUT)/abi_v0_2_0/
+
 # The main job: verify both reference versions, then compare the deployed
 # one (A) with the staged one (B) on the embedded corpus. Exit 1 from compare
 # means "differences found", which is the expected answer here.
@@ -68,7 +91,7 @@ demo-pg: plugins $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked -q -p sidecar-tests --bin pg-load
 	$(PG_WRAP) env TARGET=$(TARGET) tests/demo-pg.sh
 
-test: plugins test-plugins chromium $(if $(PG_WRAP),pg-virtualenv)
+test: plugins test-plugins abi-fixtures chromium $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked --workspace --tests
 	$(PG_WRAP) $(CARGO) test --release --locked --workspace
 
@@ -86,9 +109,13 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends chromium >/dev/null; }
 
+# The frozen interface in tests/abi-frozen is not linted (it is never edited,
+# whatever a newer clippy says); the plugin built against it is.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path $(ABI_FROZEN)/Cargo.toml -p frozen-abi-plugin -- --check
+	$(FROZEN_CARGO) clippy --release --locked --manifest-path $(ABI_FROZEN)/Cargo.toml -p frozen-abi-plugin -- -D warnings
 
 ci: lint test
 

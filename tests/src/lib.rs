@@ -111,8 +111,15 @@ impl Scratch {
     /// A sealed directory `test-plugin-v1.0` holding the test plugin built
     /// with `variant` (see `make test-plugins`).
     pub fn test_plugin(&self, variant: &str) -> PathBuf {
+        self.test_plugin_as(variant, "test-plugin-v1.0")
+    }
+
+    /// A sealed directory named `dir_name` (`<name>-v<version>`, what the
+    /// plugin describes itself as) holding the library `make` put in
+    /// `test-plugins/<variant>` (see `make test-plugins` and `make abi-fixtures`).
+    pub fn test_plugin_as(&self, variant: &str, dir_name: &str) -> PathBuf {
         let from = built(target_dir().join("test-plugins").join(variant));
-        let to = self.path().join(format!("{variant}/test-plugin-v1.0"));
+        let to = self.path().join(variant).join(dir_name);
         copy_tree(&from, &to);
         self.seal(&to);
         to
