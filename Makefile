@@ -16,7 +16,7 @@ HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe seg
 	flips_execution_enabled invalid_plan broken_cutter nondeterministic snapshot_reader snapshot_reader_late \
 	incompatible_abi
 
-.PHONY: all build plugins test-plugins abi-fixtures demo demo-pg test pg-virtualenv chromium lint ci bench clean
+.PHONY: all build plugins test-plugins abi-fixtures demo demo-pg test pg-virtualenv chromium schema-tools lint ci bench clean
 
 all: plugins
 
@@ -70,12 +70,18 @@ abi-fixtures:
 	mkdir -p $(TEST_PLUGINS_OUT)/abi_v0_2_0
 	cp $(TARGET)/release/libfrozen_abi_plugin.so $(TEST_PLUGINS_OUT)/abi_v0_2_0/
 
-# The main job: verify both reference versions, then compare the deployed
-# one (A) with the staged one (B) on the embedded corpus. Exit 1 from compare
-# means "differences found", which is the expected answer here.
+# The main job: verify both reference versions, run the compatibility suite
+# on both (the staged one also against its post-deploy assertions), then
+# compare the deployed one (A) with the staged one (B) on the embedded
+# corpus. Exit 1 from compare means "differences found", which is the
+# expected answer here.
 demo: plugins
 	@echo
 	@for p in $(REFERENCE_PLUGINS); do $(BIN) verify $(PLUGINS_OUT)/$$p; done
+	@echo
+	@$(BIN) compat $(PLUGINS_OUT)/iu-cutter-v0.6
+	@echo
+	@$(BIN) compat $(PLUGINS_OUT)/iu-cutter-v0.6-o8a --expect plugins/iu-cutter-v0.6-o8a/expect.toml
 	@echo
 	@$(BIN) compare $(PLUGINS_OUT)/iu-cutter-v0.6 $(PLUGINS_OUT)/iu-cutter-v0.6-o8a --html; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
@@ -91,7 +97,7 @@ demo-pg: plugins $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked -q -p sidecar-tests --bin pg-load
 	$(PG_WRAP) env TARGET=$(TARGET) tests/demo-pg.sh
 
-test: plugins test-plugins abi-fixtures chromium $(if $(PG_WRAP),pg-virtualenv)
+test: plugins test-plugins abi-fixtures chromium schema-tools $(if $(PG_WRAP),pg-virtualenv)
 	$(CARGO) build --release --locked --workspace --tests
 	$(PG_WRAP) $(CARGO) test --release --locked --workspace
 
@@ -111,6 +117,17 @@ chromium:
 
 # The frozen interface in tests/abi-frozen is not linted (it is never edited,
 # whatever a newer clippy says); the plugin built against it is.
+# The validators of the compat reports' schemas (tests/schemas/): xmllint
+# for JUnit XML, Python's jsonschema for compat.json; installed when missing.
+schema-tools:
+	@command -v xmllint >/dev/null || { \
+	  echo "installing xmllint for the tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends libxml2-utils >/dev/null; }
+	@python3 -c 'import jsonschema' 2>/dev/null || { \
+	  echo "installing jsonschema for the tests (pip)"; \
+	  python3 -m pip install -q jsonschema; }
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings

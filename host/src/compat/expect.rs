@@ -147,7 +147,7 @@ fn includes(key: &'static str, expected: &[String], declared: &[String]) -> Outc
         expected.iter().filter(|e| !declared.contains(e)).map(String::as_str).collect();
     let declared = if declared.is_empty() { "(none)".to_owned() } else { declared.join(", ") };
     if missing.is_empty() {
-        (key, true, format!("declares {} (of {declared})", expected.join(", ")))
+        (key, true, format!("declares {}", expected.join(", ")))
     } else {
         (key, false, format!("does not declare {} (declares {declared})", missing.join(", ")))
     }
