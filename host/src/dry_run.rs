@@ -339,6 +339,10 @@ fn crashed(err: crate::worker::WorkerError) -> Stop {
     Stop::Failed(format!("plugin error: {err}"))
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's parts, borrowed apart so the loop can update each while it holds the others"
+)]
 fn run_phases(
     source: &dyn Source,
     run: &RunDir,

@@ -732,7 +732,7 @@ fn check_dry_runs(suite: &mut Suite, compared: &Compared, info: &PluginInfo) -> 
 
     let after: Vec<Option<bool>> =
         summaries.iter().map(|s| s.kill_switch.execution_enabled_after).collect();
-    if after.iter().any(|a| *a == Some(true)) {
+    if after.contains(&Some(true)) {
         suite.fail("execution_disabled_after", "execution_enabled read true after a run");
     } else if after.iter().all(Option::is_some) {
         suite.pass("execution_disabled_after", "execution_enabled is false after both runs");
