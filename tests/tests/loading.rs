@@ -72,7 +72,18 @@ fn both_reference_versions_describe_themselves() {
         assert_eq!(report.library, "libiu_cutter.so");
         assert_eq!(report.artifact_sha256.len(), 64);
         assert!(report.manifest_sha256.is_some() && report.pinned.is_none());
-        assert!(report.refusals.is_empty() && report.attributes.is_empty());
+        assert!(report.refusals.is_empty());
+        // The plan-count contract: which counts are the size of which part of the plan.
+        let rules: Vec<(&str, &str)> =
+            report.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            rules,
+            [
+                ("plan.count.backup.information_unit", "units_backed_up"),
+                ("plan.count.insert.information_unit", "units_inserted"),
+                ("plan.count.update.information_unit", "units_superseded + units_retired"),
+            ]
+        );
         assert!(report.dir.ends_with(&format!("iu-cutter-v{}", report.version)));
     }
     assert_eq!(
