@@ -464,7 +464,7 @@ fn check_panic(
     const NAME: &str = "panic_contained";
     match call_phase(&mut worker, sidecar_abi::sdk::PANIC_PROBE_PHASE) {
         Err(WorkerError::Plugin { kind: Some(kind), message, .. }) if kind == "Panicked" => {
-            match worker.execution_enabled() {
+            match worker.describe() {
                 Ok(_) => {
                     let _ = worker.finish_run();
                     let _ = worker.shutdown();
@@ -533,9 +533,12 @@ fn record_load_failure(suite: &mut Suite, err: &LoadError) {
     suite.skip_range(next, Some("phases_dry_run"), "not checked: the plugin did not load");
 }
 
-/// A worker that still answers, or a fresh one when it does not.
+/// A worker that still answers, or a fresh one when it does not. The
+/// question is `describe`, never the kill-switch: a plugin may count its
+/// switch's readings (a hostile one flips after a few), and only the checks
+/// that report a reading should make one.
 fn usable(mut worker: Worker, dir: &Path, options: &CompatOptions<'_>) -> Option<Worker> {
-    match worker.execution_enabled() {
+    match worker.describe() {
         Ok(_) => Some(worker),
         Err(err) => {
             tracing::debug!(
