@@ -801,3 +801,61 @@ fn short(digest: &Sha256Digest) -> String {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::Phase;
+
+    fn info(phases: &[(&str, &str)]) -> PluginInfo {
+        PluginInfo {
+            name: "iu-cutter".into(),
+            version: "0.7".into(),
+            milestone: String::new(),
+            live_wiring: String::new(),
+            phases: phases
+                .iter()
+                .map(|(name, effects)| Phase {
+                    name: (*name).into(),
+                    side_effects: (*effects).into(),
+                    dry_run_safe: true,
+                })
+                .collect(),
+            capabilities: vec![],
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_description_keeps_the_pipeline_order_and_names_each_phase_once() {
+        let ok = info(&[("discover", "None"), ("audit", "None"), ("write_verify", "NoneOnDryRun")]);
+        assert_eq!(well_formed(&ok), Ok("iu-cutter 0.7: 3 phases, 1 of its own".to_owned()));
+
+        let swapped = info(&[("write_verify", "None"), ("discover", "None")]);
+        assert_eq!(
+            well_formed(&swapped),
+            Err("phases out of the pipeline's order: write_verify, discover (the order is \
+                 discover, backup, cut_leg_a, leg_b_record, write_verify, lifecycle_enact)"
+                .to_owned())
+        );
+        let twice = info(&[("discover", "None"), ("discover", "None")]);
+        let err = well_formed(&twice).expect_err("duplicate");
+        assert!(err.contains("phase `discover` is declared 2 times"), "{err}");
+        let odd = info(&[("dis cover", "SideEffects(9)")]);
+        let err = well_formed(&odd).expect_err("bad name and code");
+        assert!(err.contains("phase `dis cover`: not a name"), "{err}");
+        assert!(
+            err.contains("side effects SideEffects(9) is a code this host does not know"),
+            "{err}"
+        );
+        assert_eq!(well_formed(&info(&[])), Err("no phases".to_owned()));
+    }
+
+    #[test]
+    fn skipped_ranges_follow_the_check_order() {
+        let mut suite = Suite { checks: Vec::new(), clock: Instant::now() };
+        suite.skip_range("unknown_phase_refused", Some("phases_dry_run"), "why");
+        let names: Vec<&str> = suite.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["unknown_phase_refused", "panic_contained"]);
+    }
+}
