@@ -66,13 +66,13 @@ impl SealedLibrary {
     }
 
     /// Arranges for `command`'s child to find this library at
-    /// [`WORKER_LIBRARY_FD`], and hardens the child before it execs.
+    /// [`WORKER_LIBRARY_FD`].
     pub fn pass_to_worker(&self, command: &mut Command) {
         let fd = self.memfd.as_raw_fd();
         // SAFETY: the closure runs in the child between fork and exec, so it
-        // may only make async-signal-safe calls: dup2, fcntl, prctl and
-        // setrlimit are, and it allocates nothing. `fd` stays open in the
-        // parent until after spawn returns, because `self` outlives the call.
+        // may only make async-signal-safe calls: dup2 and fcntl are, and it
+        // allocates nothing. `fd` stays open in the parent until after spawn
+        // returns, because `self` outlives the call.
         unsafe {
             command.pre_exec(move || {
                 if fd == WORKER_LIBRARY_FD {
@@ -83,22 +83,65 @@ impl SealedLibrary {
                 } else if libc::dup2(fd, WORKER_LIBRARY_FD) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                harden_child()
+                Ok(())
             })
         };
     }
 }
 
-/// Runs in the forked child before exec: no new privileges, no core dumps,
-/// and death when the host dies.
-fn harden_child() -> io::Result<()> {
+/// Hardens `command`'s child before it execs: no new privileges, no
+/// capabilities, no core dumps, death when the host dies, and an address
+/// space of at most `memory_limit` bytes.
+pub fn harden_worker(command: &mut Command, memory_limit: u64) {
+    // SAFETY: the closure runs in the child between fork and exec; it only
+    // makes the async-signal-safe calls of `harden_child` and allocates
+    // nothing (its values live on the stack).
+    unsafe { command.pre_exec(move || harden_child(memory_limit)) };
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: capsets of two 32-bit words per set.
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Runs in the forked child before exec: no new privileges, no
+/// capabilities, no core dumps, death when the host dies, and the address
+/// space limit.
+///
+/// The capabilities go because a host run as root would otherwise hand
+/// them to the plugin: with `CAP_SYS_RESOURCE` it could raise its own
+/// `RLIMIT_AS` back, with `CAP_DAC_OVERRIDE` ignore every file mode. With
+/// no-new-privileges set first, exec cannot give them back (the kernel caps
+/// an exec's capabilities at what the process already held). The limit is
+/// both soft and hard, so the worker cannot raise it either.
+fn harden_child(memory_limit: u64) -> io::Result<()> {
     let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls with constant arguments and a valid pointer to a
-    // stack value; all are async-signal-safe.
+    let address_space = libc::rlimit { rlim_cur: memory_limit, rlim_max: memory_limit };
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let none = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: plain syscalls with constant arguments and valid pointers to
+    // stack values of the layouts the kernel expects (capset reads one
+    // header and two data structs for version 3); all are async-signal-safe.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
             || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
             || libc::setrlimit(libc::RLIMIT_CORE, &no_core) != 0
+            || libc::setrlimit(libc::RLIMIT_AS, &address_space) != 0
+            || libc::syscall(libc::SYS_capset, &header, none.as_ptr()) != 0
         {
             return Err(io::Error::last_os_error());
         }
@@ -210,5 +253,26 @@ mod tests {
         assert_eq!(sealed.len, 13);
         let err = (&sealed.memfd).write_all(b"x").expect_err("sealed against writes");
         assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    }
+
+    #[test]
+    fn a_hardened_child_holds_no_capability_and_a_memory_limit_it_cannot_raise() {
+        let mut command = Command::new("cat");
+        command.args(["/proc/self/status", "/proc/self/limits"]);
+        harden_worker(&mut command, 256 << 20);
+        let out = command.output().expect("run cat");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = |prefix: &str| {
+            let line = text.lines().find(|l| l.starts_with(prefix));
+            line.map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default()
+        };
+        assert_eq!(line("NoNewPrivs:"), "NoNewPrivs: 1");
+        for set in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:"] {
+            assert_eq!(line(set), format!("{set} 0000000000000000"), "even when run as root");
+        }
+        // Soft and hard alike: the child cannot raise it back.
+        assert_eq!(line("Max address space"), "Max address space 268435456 268435456 bytes");
+        assert_eq!(line("Max core file size"), "Max core file size 0 0 bytes");
     }
 }

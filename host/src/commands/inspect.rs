@@ -16,6 +16,7 @@ use crate::integrity::manifest::Sha256Digest;
 use crate::load::{self, LoadedPlugin};
 use crate::plugin::PluginInfo;
 use crate::policy::kill_switch::{refusal_probe, LiveRefusal, Refusal};
+use crate::worker::Limits;
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -49,11 +50,11 @@ pub struct InspectReport {
 
 /// Runs `sidecar inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
-    let timeout = super::timeout(args.timeout)?;
+    let limits = Limits { timeout: super::timeout(args.timeout)?, memory: args.worker.memory };
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
     let dir = &args.dir;
     let LoadedPlugin { verified, manifest, abi_version, info, mut worker } =
-        load::load(dir, lock.as_ref(), timeout)
+        load::load(dir, lock.as_ref(), limits)
             .with_context(|| format!("cannot load plugin `{}`", dir.display()))?;
     let who = || format!("plugin `{} {}` ({})", info.name, info.version, dir.display());
     let execution_enabled = worker.execution_enabled().with_context(who)?;

@@ -82,6 +82,14 @@ impl Run for HostileRun {
         if cfg!(feature = "abort_in_phase") && phase == "record" {
             std::process::abort();
         }
+        if cfg!(feature = "hang_in_phase") && phase == "record" {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        if cfg!(feature = "allocates_unbounded") && phase == "record" {
+            return Err(allocate_unbounded());
+        }
         let mut outcome = PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64);
         #[cfg(feature = "queries")]
         if phase == "discover" {
@@ -176,6 +184,21 @@ mod queries {
         ctx.query("SELECT pg_sleep(0.2)", &[])?.try_for_each(|row| row.map(drop))?;
         Ok(())
     }
+}
+
+/// Holds on to ever more memory, every page written, until the allocator
+/// fails and Rust's allocation error handler aborts the process. Returns
+/// only if 4 GiB went through without that.
+fn allocate_unbounded() -> PluginError {
+    const CHUNK: usize = 16 << 20;
+    const GIVE_UP: usize = 4 << 30;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    while hoard.len() * CHUNK < GIVE_UP {
+        // `vec![1; n]` writes every byte, so the pages are resident, not
+        // just reserved; black_box keeps the optimiser from eliding them.
+        hoard.push(std::hint::black_box(vec![1u8; CHUNK]));
+    }
+    PluginError::failed("allocated 4 GiB and nothing stopped it")
 }
 
 #[allow(clippy::disallowed_names)]
