@@ -237,6 +237,7 @@ impl<'o> Side<'o> {
             }
         };
         let LoadedPlugin { verified, manifest, abi_version, info, mut worker } = plugin;
+        summary.sandbox = Some(worker.sandbox().clone());
         let identity = PluginIdentity {
             dir: options.dir.display().to_string(),
             name: manifest.name.clone(),

@@ -1,6 +1,7 @@
 //! Every `unsafe` block in the host lives here: the sealed memfd a plugin is
-//! loaded from, the file-descriptor plumbing between host and worker, and
-//! the worker's process hardening. Each block states the invariant it relies
+//! loaded from, the file-descriptor plumbing between host and worker, the
+//! worker's process hardening (before exec) and its Landlock sandbox (after
+//! exec, before any plugin code). Each block states the invariant it relies
 //! on; everything outside this module is safe Rust.
 
 use std::ffi::CStr;
@@ -186,6 +187,83 @@ fn dup_cloexec(fd: RawFd) -> io::Result<File> {
     }
     // SAFETY: `new` is a fresh descriptor owned by no one else.
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(new) }))
+}
+
+/// `LANDLOCK_CREATE_RULESET_VERSION`: ask `landlock_create_ruleset` for the
+/// kernel's Landlock ABI version instead of creating a ruleset.
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1 << 0;
+
+/// `struct landlock_ruleset_attr` as of ABI 6. An older kernel accepts the
+/// longer struct as long as the fields it does not know are zero.
+#[repr(C)]
+struct LandlockRulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+/// The highest Landlock ABI version this kernel supports. `ENOSYS`: built
+/// without Landlock; `EOPNOTSUPP`: built with it but not enabled at boot.
+pub fn landlock_abi() -> io::Result<u32> {
+    // SAFETY: with a null attribute, a size of 0 and the VERSION flag the
+    // kernel reads no memory and returns the version or -1 (checked).
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<LandlockRulesetAttr>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u32::try_from(abi).map_err(|_| io::Error::last_os_error())
+}
+
+/// Confines this process to a Landlock domain that handles the access
+/// rights `fs` and `net` and the scopes `scoped`, with no rule granting any
+/// of them: from now on every handled access is denied, to this process and
+/// to everything it starts. The caller chooses bits its kernel's ABI knows
+/// (an unknown bit is `EINVAL`).
+///
+/// Landlock confines only the calling thread (and the threads and processes
+/// it starts later), so this must run while the process has one thread.
+pub fn landlock_deny_all(fs: u64, net: u64, scoped: u64) -> io::Result<()> {
+    debug_assert_eq!(thread_count(), Some(1), "Landlock would leave other threads free");
+    let attr = LandlockRulesetAttr { handled_access_fs: fs, handled_access_net: net, scoped };
+    // SAFETY: `attr` is a live struct of exactly the size passed; the kernel
+    // copies it and returns a new descriptor or -1 (checked).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const LandlockRulesetAttr,
+            std::mem::size_of::<LandlockRulesetAttr>(),
+            0 as libc::c_uint,
+        )
+    };
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: `fd` was just returned by landlock_create_ruleset and is owned
+    // by no one else; it is closed when `ruleset` drops.
+    let ruleset = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: prctl with constant arguments touches no memory. An
+    // unprivileged process may only restrict itself with no-new-privileges
+    // set; a worker already has it, this makes the function stand alone.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ruleset` is an open Landlock ruleset descriptor; flags 0.
+    let restricted = unsafe {
+        libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0 as libc::c_uint)
+    };
+    if restricted != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The number of threads of this process, from `/proc/self/status`.
+fn thread_count() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The path a worker loads its library from. The descriptor is never closed:

@@ -3,10 +3,38 @@
 //! refused with its own one-line reason, and the host is unaffected (the
 //! next run in the same place completes). The crashes, panics and
 //! kill-switch tricks are in `loading.rs` and `dry_run.rs`.
+//!
+//! The sandbox tests need a kernel with Landlock (ABI 6 or later, Linux
+//! 6.12): on one without, they fail rather than skip, because the
+//! containment they prove is not there.
 
+use std::fs;
 use std::time::{Duration, Instant};
 
-use sidecar_tests::{path_str, read_json, Outcome, Scratch};
+use serde_json::Value;
+use sidecar_tests::{path_str, read_json, snapshot, Outcome, Scratch};
+
+/// The kernel's Landlock ABI, asserted to have everything the worker's
+/// sandbox uses.
+fn landlock_abi() -> u32 {
+    let abi = sidecar::sys::landlock_abi().expect("this kernel has no Landlock");
+    assert!(abi >= 6, "Landlock ABI {abi}: the sandbox tests need ABI 6 or later");
+    abi
+}
+
+/// The phase's findings with `code`, as (subject, message).
+fn findings(phase: &Value, code: &str) -> Vec<(String, String)> {
+    phase["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .filter(|f| f["code"] == code)
+        .map(|f| {
+            let text = |key: &str| f[key].as_str().expect("a string").to_owned();
+            (text("subject"), text("message"))
+        })
+        .collect()
+}
 
 /// The whole of stderr: one line, `error: ` and `reason`.
 #[track_caller]
@@ -83,4 +111,100 @@ fn a_worker_memory_too_small_to_start_a_worker_is_a_usage_error() {
     }
     let out = scratch.sidecar(&["inspect", path_str(&dir), "--worker-memory", "lots"]);
     out.expect(2, "invalid value 'lots' for '--worker-memory <SIZE>'");
+}
+
+#[test]
+fn the_sandbox_is_reported_by_inspect_and_the_dry_run() {
+    let abi = landlock_abi();
+    let text = format!(
+        "landlock v{abi} (no file writes, no TCP, no signals or abstract unix sockets beyond \
+         the worker)"
+    );
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("well_behaved");
+    scratch
+        .sidecar(&["inspect", path_str(&dir)])
+        .expect(0, &format!("  sandbox            {text}\n"));
+
+    let (out, run) = scratch.dry_run(&dir, &[]);
+    out.expect(0, &format!("  sandbox      {text}\n"));
+    let summary = read_json(&run.join("summary.json"));
+    assert_eq!(
+        summary["sandbox"],
+        serde_json::json!({
+            "landlock_abi": abi,
+            "denies": ["file_writes", "tcp_bind", "tcp_connect", "abstract_unix_sockets", "signals"],
+            "unconfined": null,
+        })
+    );
+    let load = fs::read_to_string(run.join("kb/02-load.md")).expect("02-load.md");
+    assert!(load.contains(&format!("- sandbox: {text}\n")), "{load}");
+}
+
+#[test]
+fn a_plugin_cannot_write_into_its_own_directory_even_while_it_loads() {
+    landlock_abi();
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("writes_own_dir");
+    fs::write(dir.join("README.md"), "# test-plugin 1.0\n").expect("write");
+    scratch.seal(&dir);
+    let before = snapshot(&dir);
+
+    let (out, run) = scratch.dry_run(&dir, &["-v"]);
+    out.expect(0, "Completed");
+    let (planted, readme) = (dir.join("planted.txt"), dir.join("README.md"));
+    let (planted, readme) = (path_str(&planted), path_str(&readme));
+    let denied = "Permission denied (os error 13)";
+    let expected: Vec<(String, String)> = [
+        (planted, format!("at load: create: {denied}")),
+        (readme, format!("at load: append: {denied}")),
+        (planted, format!("in discover: create: {denied}")),
+        (readme, format!("in discover: append: {denied}")),
+    ]
+    .into_iter()
+    .map(|(file, message)| (file.to_owned(), message))
+    .collect();
+    let summary = read_json(&run.join("summary.json"));
+    assert_eq!(findings(&summary["phases"][0], "write-attempt"), expected);
+    for (file, message) in &expected {
+        let line = format!("write-attempt {file}: {message}");
+        assert!(out.stderr.contains(&line), "the plugin's log line `{line}`\n{out:#?}");
+    }
+
+    // Nothing new, nothing changed, and the manifest still says so.
+    assert_eq!(snapshot(&dir), before);
+    assert_eq!(summary["integrity"]["plugin_dir_unchanged"], true);
+    scratch.sidecar(&["verify", path_str(&dir)]).expect(0, "ok      ");
+}
+
+#[test]
+fn a_plugin_sees_none_of_the_hosts_secrets() {
+    landlock_abi();
+    let secrets = [
+        ("PGPASSWORD", "pg-secret-7f3a91c2"),
+        ("PG_PASSWORD_RO", "pg-ro-secret-0b5d6e44"),
+        ("DATABASE_URL", "postgres://ro:url-secret-9c1e2f70@db.example:5432/kb"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret-4d8b3a6f"),
+    ];
+    let scratch = Scratch::new();
+    let dir = scratch.test_plugin("reads_secret_env");
+    // -vv: every log line of the plugin reaches the host's stderr.
+    let (out, run) = scratch.dry_run_env(&dir, &["-vv"], &secrets);
+    out.expect(0, "Completed");
+
+    let summary = read_json(&run.join("summary.json"));
+    let discover = &summary["phases"][0];
+    assert_eq!(discover["counts"]["env_vars_seen"], 0);
+    assert_eq!(findings(discover, "secret-found"), vec![]);
+    assert_eq!(
+        findings(discover, "host-environ"),
+        [("host environment".to_owned(), "Permission denied (os error 13)".to_owned())]
+    );
+    for (name, secret) in secrets {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{name} leaked");
+        for (file, bytes, _) in snapshot(&run) {
+            let leaked = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!leaked, "{name} leaked into {}", file.display());
+        }
+    }
 }

@@ -27,7 +27,16 @@ struct InspectJson {
     artifact_sha256: String,
     manifest_sha256: Option<String>,
     pinned: Option<bool>,
+    sandbox: SandboxJson,
     refusals: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct SandboxJson {
+    landlock_abi: Option<u32>,
+    denies: Vec<String>,
+    unconfined: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +82,11 @@ fn both_reference_versions_describe_themselves() {
         assert_eq!(report.artifact_sha256.len(), 64);
         assert!(report.manifest_sha256.is_some() && report.pinned.is_none());
         assert!(report.refusals.is_empty() && report.attributes.is_empty());
+        // What the kernel offers is what the worker reports it is confined by.
+        let abi = sidecar::sys::landlock_abi().ok();
+        assert_eq!(report.sandbox.landlock_abi, abi, "{:?}", report.sandbox);
+        assert_eq!(report.sandbox.unconfined.is_none(), abi.is_some());
+        assert_eq!(report.sandbox.denies.first().map(String::as_str), abi.map(|_| "file_writes"));
         assert!(report.dir.ends_with(&format!("iu-cutter-v{}", report.version)));
     }
     assert_eq!(

@@ -102,6 +102,9 @@ fn human(summary: &Summary) -> String {
             format!("NOT refused ({})", p.answer)
         })
     ));
+    if let Some(sandbox) = &summary.sandbox {
+        out.push_str(&format!("  sandbox      {sandbox}\n"));
+    }
     for phase in &summary.phases {
         let ops: Vec<String> = phase.ops.iter().map(|(a, n)| format!("{n} {a}")).collect();
         out.push_str(&format!(

@@ -16,7 +16,7 @@ use crate::integrity::manifest::Sha256Digest;
 use crate::load::{self, LoadedPlugin};
 use crate::plugin::PluginInfo;
 use crate::policy::kill_switch::{refusal_probe, LiveRefusal, Refusal};
-use crate::worker::Limits;
+use crate::worker::{Limits, Sandbox};
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -44,6 +44,8 @@ pub struct InspectReport {
     pub manifest_sha256: Option<Sha256Digest>,
     /// Whether the lock file's pin matched; `null` without a lock file.
     pub pinned: Option<bool>,
+    /// How the plugin's worker is sandboxed.
+    pub sandbox: Sandbox,
     /// Why the host's policy refuses this plugin; empty when it does not.
     pub refusals: Vec<String>,
 }
@@ -59,6 +61,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
     let who = || format!("plugin `{} {}` ({})", info.name, info.version, dir.display());
     let execution_enabled = worker.execution_enabled().with_context(who)?;
     let live_refusal = refusal_probe(&mut worker).with_context(who)?;
+    let sandbox = worker.sandbox().clone();
     worker.shutdown().with_context(who)?;
 
     let mut refusals = Vec::new();
@@ -80,6 +83,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
         artifact_sha256: manifest.artifact_sha256,
         manifest_sha256: verified.manifest_sha256,
         pinned: verified.pinned,
+        sandbox,
         refusals,
     };
     if args.json {
@@ -122,6 +126,7 @@ fn human(report: &InspectReport) -> String {
                 report.live_refusal.answer
             ),
         ),
+        ("sandbox", report.sandbox.to_string()),
         ("abi", format!("sidecar-abi {} (host {})", report.abi_version, report.host_abi_version)),
         ("library", report.library.clone()),
         ("artifact_sha256", report.artifact_sha256.to_hex()),

@@ -21,6 +21,7 @@ use super::protocol::{
     read_frame, write_frame, Event, QueryAnswer, QueryCall, QueryFailure, Reply, Request,
     WireError, WireMode, FRAME_BUFFER, PROTOCOL, PROTOCOL_VERSION,
 };
+use super::sandbox::Sandbox;
 use crate::plugin::{PhaseOutcome, PluginInfo};
 use crate::source::record::RecordBatch;
 use crate::sys::{self, SealedLibrary};
@@ -217,6 +218,7 @@ pub struct Worker {
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     stderr_done: Receiver<()>,
     limits: Limits,
+    sandbox: Sandbox,
     exited: Option<ExitStatus>,
 }
 
@@ -294,20 +296,26 @@ impl Worker {
             stderr_tail,
             stderr_done,
             limits,
+            sandbox: Sandbox::default(),
             exited: None,
         };
-        worker.handshake()?;
+        worker.sandbox = worker.handshake()?;
+        if !worker.sandbox.is_confined() {
+            tracing::warn!(plugin = label, "the worker runs without a sandbox: {}", worker.sandbox);
+        }
         Ok(worker)
     }
 
-    fn handshake(&mut self) -> Result<(), WorkerError> {
+    /// The worker's `Hello`: the protocol must match; it says how the worker
+    /// is sandboxed.
+    fn handshake(&mut self) -> Result<Sandbox, WorkerError> {
         match self.events.recv_timeout(self.limits.timeout) {
-            Ok(Ok(Event::Hello { protocol, version }))
+            Ok(Ok(Event::Hello { protocol, version, sandbox }))
                 if protocol == PROTOCOL && version == PROTOCOL_VERSION =>
             {
-                Ok(())
+                Ok(sandbox)
             }
-            Ok(Ok(Event::Hello { protocol, version })) => Err(WorkerError::Handshake(format!(
+            Ok(Ok(Event::Hello { protocol, version, .. })) => Err(WorkerError::Handshake(format!(
                 "worker speaks {protocol} v{version}, host speaks {PROTOCOL} v{PROTOCOL_VERSION}"
             ))),
             Ok(Ok(other)) => Err(WorkerError::Handshake(format!("expected hello, got {other:?}"))),
@@ -318,6 +326,12 @@ impl Worker {
             }
             Err(RecvTimeoutError::Disconnected) => Err(self.died(&named("handshake"))),
         }
+    }
+
+    /// How the worker is sandboxed, as it said in its `Hello` (before any
+    /// plugin code ran).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// Loads the library; returns the ABI version it was built against.
