@@ -46,9 +46,12 @@ impl Plugin for Hostile {
             }
         }
         let name = if cfg!(feature = "wrong_identity") { "impostor" } else { "test-plugin" };
-        let info = PluginInfo::new(name, "1.0")
+        let mut info = PluginInfo::new(name, "1.0")
             .with_phase(PhaseDecl::new("discover", SideEffects::NONE))
             .with_phase(PhaseDecl::new("record", SideEffects::NONE_ON_DRY_RUN));
+        if cfg!(feature = "plan_count_mismatch") {
+            info = info.with_attribute("plan.count.records", "insert:information_unit");
+        }
         if cfg!(feature = "unsafe_phase") {
             info.with_phase(PhaseDecl::new("mutate", SideEffects::SOME))
         } else {
@@ -131,6 +134,10 @@ impl Run for HostileRun {
                 key: format!("{record}:0").as_str().into(),
                 after_image: after_image.into(),
             });
+            if cfg!(feature = "plan_count_mismatch") {
+                // The declared count says two inserts; the plan holds one.
+                outcome = outcome.with_count("records", 2);
+            }
         }
         Ok(outcome)
     }
