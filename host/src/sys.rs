@@ -125,7 +125,9 @@ struct CapData {
 ///
 /// The capabilities go because a host run as root would otherwise hand
 /// them to the plugin: with `CAP_SYS_RESOURCE` it could raise its own
-/// `RLIMIT_AS` back, with `CAP_DAC_OVERRIDE` ignore every file mode. With
+/// `RLIMIT_AS` back, with `CAP_DAC_OVERRIDE` ignore every file mode, and
+/// with `CAP_SYS_PTRACE` read the host's environment through `/proc` (the
+/// Landlock sandbox alone does not stop a process that holds it). With
 /// no-new-privileges set first, exec cannot give them back (the kernel caps
 /// an exec's capabilities at what the process already held). The limit is
 /// both soft and hard, so the worker cannot raise it either.

@@ -16,8 +16,10 @@
 //!   outside the worker (the host, the operator's other processes).
 //!
 //! Landlock also keeps the worker from ptrace-style access to processes
-//! outside its domain, so `/proc/<host>/environ` and `/proc/<host>/mem`
-//! are closed to it.
+//! outside its domain, so `/proc/<host>/environ` (the host's secrets) and
+//! `/proc/<host>/mem` are closed to it. Not to a process holding
+//! `CAP_SYS_PTRACE`, though: that a host run as root gives the worker no
+//! capability (`sys::harden_worker`) is the other half of it.
 //!
 //! A kernel without Landlock still runs plugins, unconfined; the worker
 //! says so in its `Hello`, and the host shows it in `inspect` and the run's
