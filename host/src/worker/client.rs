@@ -381,10 +381,7 @@ impl Worker {
     ) -> Result<BatchRun<'_>, WorkerError> {
         let request = Request::RunBatch { batch, phases: phases.to_vec(), mode };
         self.send(&request, &format!("batch {index}"))?;
-        let Request::RunBatch { phases, .. } = request else {
-            unreachable!("the request was built as RunBatch just above")
-        };
-        Ok(BatchRun { worker: self, index, phases, next: 0 })
+        Ok(BatchRun { worker: self, index, phases: phases.to_vec(), next: 0 })
     }
 
     /// Finishes the current run.
