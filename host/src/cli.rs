@@ -129,6 +129,23 @@ pub struct InspectArgs {
     /// Seconds a worker may take to answer one call.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub worker: WorkerLimits,
+}
+
+/// The limits of a plugin's worker process, for any command that starts one.
+#[derive(Debug, Args)]
+pub struct WorkerLimits {
+    /// Address space a plugin's worker may use (RLIMIT_AS), with an optional
+    /// K, M or G suffix (powers of 1024); a worker that reaches it is
+    /// reported as out of memory.
+    #[arg(
+        long = "worker-memory",
+        value_name = "SIZE",
+        default_value = crate::worker::DEFAULT_WORKER_MEMORY,
+        value_parser = crate::worker::parse_worker_memory
+    )]
+    pub memory: u64,
 }
 
 /// `sidecar dry-run`.
@@ -190,6 +207,8 @@ pub struct CompatArgs {
     /// a worker that takes longer is killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub worker: WorkerLimits,
 }
 
 /// What a dry run (or each side of a comparison) reads, and its limits.
@@ -224,6 +243,8 @@ pub struct RunOptions {
     /// Seconds the plugin may take for one phase of one batch.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub worker: WorkerLimits,
 }
 
 /// `sidecar runs`.

@@ -9,8 +9,9 @@
 //!    refused; otherwise stop `refused`;
 //! 3. for each batch of the source, each phase in the plugin's order through
 //!    the kill-switch dispatcher (`running`); a failed phase, an error
-//!    finding, a phase not implemented or a crash stops the run `failed`
-//!    there, as a live run would have stopped; an invalid plan (checked on
+//!    finding, a phase not implemented, or a worker that crashed, hung past
+//!    its deadline or ran out of memory stops the run `failed` there, as a
+//!    live run would have stopped; an invalid plan (checked on
 //!    the plan writer's thread) stops it before any outcome of the next
 //!    batch is recorded;
 //! 4. the kill-switch is read again, the plugin directory re-verified and
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::integrity::{self, lock::LockFile};
 use crate::load::{self, LoadError, LoadedPlugin};
 use crate::plugin::PhaseOutcome;
-use crate::policy::kill_switch::{self, Dispatcher, Refusal};
+use crate::policy::kill_switch::{self, DispatchError, Dispatcher, Refusal};
 use crate::run::counts::{self, PlanCountRule};
 use crate::run::plan::{PlanSink, PlanWriter, Rejected};
 use crate::run::queries::{self, RunQueries};
@@ -37,7 +38,7 @@ use crate::run::RunDir;
 use crate::source::{self, NotReady, RecordBatch, Source, SourceError};
 use crate::sys;
 use crate::worker::protocol::WireMode;
-use crate::worker::{PhaseReply, Worker};
+use crate::worker::{Limits, PhaseReply, Worker, WorkerError};
 
 /// What a dry run needs.
 #[derive(Debug)]
@@ -50,8 +51,8 @@ pub struct DryRunOptions<'a> {
     pub runs_dir: &'a Path,
     /// Documents per batch.
     pub batch_size: usize,
-    /// Deadline of one worker call.
-    pub timeout: Duration,
+    /// The deadline of one worker call and the worker's memory.
+    pub limits: Limits,
 }
 
 /// A finished (or stopped) run.
@@ -226,7 +227,7 @@ impl<'o> Side<'o> {
     /// the refusal probe is refused.
     fn load(&mut self) -> Result<Worker, Stop> {
         let (options, state, summary) = (self.options, &mut self.state, &mut self.summary);
-        let plugin = match load::load(options.dir, options.lock, options.timeout) {
+        let plugin = match load::load(options.dir, options.lock, options.limits) {
             Ok(plugin) => plugin,
             Err(LoadError::Verification(verified)) => {
                 return Err(Stop::Failed(format!(
@@ -240,6 +241,7 @@ impl<'o> Side<'o> {
             }
         };
         let LoadedPlugin { verified, manifest, abi_version, info, mut worker } = plugin;
+        summary.sandbox = Some(worker.sandbox().clone());
         let identity = PluginIdentity {
             dir: options.dir.display().to_string(),
             name: manifest.name.clone(),
@@ -335,8 +337,18 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> Stop {
     move |err| Stop::Failed(format!("{what}: {err}"))
 }
 
-fn crashed(err: crate::worker::WorkerError) -> Stop {
-    Stop::Failed(format!("plugin error: {err}"))
+fn crashed(err: WorkerError) -> Stop {
+    Stop::Failed(at("plugin error", &err))
+}
+
+/// A lost worker's error names the plugin and the call (for a phase, its
+/// name and batch) by itself; any other error is told where it happened.
+fn at(place: &str, err: &WorkerError) -> String {
+    if err.is_worker_lost() {
+        err.to_string()
+    } else {
+        format!("{place}: {err}")
+    }
 }
 
 #[expect(
@@ -354,7 +366,7 @@ fn run_phases(
     batches: impl Iterator<Item = Result<RecordBatch, SourceError>>,
 ) -> Result<(), Stop> {
     let failed = |what: String| Stop::Failed(what);
-    worker.start_run(WireMode::DryRun).map_err(|e| failed(format!("start_run: {e}")))?;
+    worker.start_run(WireMode::DryRun).map_err(|e| failed(at("start_run", &e)))?;
     let mut plans = Vec::with_capacity(summary.phases.len());
     for (index, phase) in summary.phases.iter().enumerate() {
         plans.push(
@@ -377,8 +389,11 @@ fn run_phases(
             let batch = batch.map_err(|e| failed(format!("source: {e}")))?;
             let documents = batch.documents.len() as u64;
             let mut replies = Dispatcher::new(worker)
-                .run_batch(batch, &names, WireMode::DryRun)
-                .map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
+                .run_batch(batch, batch_index, &names, WireMode::DryRun)
+                .map_err(|e| match e {
+                    DispatchError::Worker(e) => failed(at(&format!("batch {batch_index}"), &e)),
+                    DispatchError::Refused(e) => failed(format!("batch {batch_index}: {e}")),
+                })?;
             sink.sync().map_err(|rejected| refused_plan(summary, state, rejected))?;
             summary.batches += 1;
             summary.documents += documents;
@@ -390,9 +405,12 @@ fn run_phases(
                 let PhaseReply { mut outcome, elapsed } =
                     replies.next_phase(queries).map_err(|e| {
                         phase.status = "failed".to_owned();
+                        let place = format!("phase `{}` on batch {batch_index}", phase.name);
                         // A query that ended the run is why the phase failed.
-                        let why = queries.fatal().map_or_else(|| e.to_string(), str::to_owned);
-                        failed(format!("phase `{}` on batch {batch_index}: {why}", phase.name))
+                        match queries.fatal() {
+                            Some(why) => failed(format!("{place}: {why}")),
+                            None => failed(at(&place, &e)),
+                        }
                     })?;
                 durations[index] += elapsed;
                 phase.duration_ms = millis(durations[index]);
@@ -423,12 +441,12 @@ fn run_phases(
                     )));
                 }
             }
-            replies.done().map_err(|e| failed(format!("batch {batch_index}: {e}")))?;
+            replies.done().map_err(|e| failed(at(&format!("batch {batch_index}"), &e)))?;
         }
         Ok(())
     })();
     result?;
-    worker.finish_run().map_err(|e| failed(format!("finish: {e}")))?;
+    worker.finish_run().map_err(|e| failed(at("finish", &e)))?;
     let files = sink.finish().map_err(|rejected| refused_plan(summary, state, rejected))?;
     for (phase, plan) in summary.phases.iter_mut().zip(files) {
         phase.plan = Some(plan);

@@ -7,14 +7,13 @@
 //! The worker never opens the plugin directory.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::integrity::lock::LockFile;
 use crate::integrity::manifest::{Manifest, MANIFEST_FILE};
 use crate::integrity::{self, tree::Verified};
 use crate::plugin::PluginInfo;
 use crate::sys::SealedLibrary;
-use crate::worker::{Worker, WorkerError};
+use crate::worker::{Limits, Worker, WorkerError};
 
 /// A verified plugin running in its own worker.
 #[derive(Debug)]
@@ -67,11 +66,11 @@ pub enum LoadError {
 }
 
 /// Verifies `dir` (and its pin, when `lock` is given) and loads it in a
-/// fresh worker.
+/// fresh worker running under `limits`.
 pub fn load(
     dir: &Path,
     lock: Option<&LockFile>,
-    timeout: Duration,
+    limits: Limits,
 ) -> Result<LoadedPlugin, LoadError> {
     // The library's name comes from the manifest; if the manifest is absent
     // or unreadable, the full verification below says so.
@@ -108,7 +107,7 @@ pub fn load(
         .map_err(|reason| LoadError::NotALibrary { path: manifest.library.clone(), reason })?;
 
     let label = format!("{} {}", manifest.name, manifest.version);
-    let mut worker = Worker::spawn(&sealed, &label, timeout)?;
+    let mut worker = Worker::spawn(&sealed, &label, limits)?;
     let abi_version = worker.load().inspect_err(log_detail)?;
     let info = worker.describe()?;
     if (info.name.as_str(), info.version.as_str())

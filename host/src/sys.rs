@@ -1,6 +1,7 @@
 //! Every `unsafe` block in the host lives here: the sealed memfd a plugin is
-//! loaded from, the file-descriptor plumbing between host and worker, and
-//! the worker's process hardening. Each block states the invariant it relies
+//! loaded from, the file-descriptor plumbing between host and worker, the
+//! worker's process hardening (before exec) and its Landlock sandbox (after
+//! exec, before any plugin code). Each block states the invariant it relies
 //! on; everything outside this module is safe Rust.
 
 use std::ffi::CStr;
@@ -66,13 +67,13 @@ impl SealedLibrary {
     }
 
     /// Arranges for `command`'s child to find this library at
-    /// [`WORKER_LIBRARY_FD`], and hardens the child before it execs.
+    /// [`WORKER_LIBRARY_FD`].
     pub fn pass_to_worker(&self, command: &mut Command) {
         let fd = self.memfd.as_raw_fd();
         // SAFETY: the closure runs in the child between fork and exec, so it
-        // may only make async-signal-safe calls: dup2, fcntl, prctl and
-        // setrlimit are, and it allocates nothing. `fd` stays open in the
-        // parent until after spawn returns, because `self` outlives the call.
+        // may only make async-signal-safe calls: dup2 and fcntl are, and it
+        // allocates nothing. `fd` stays open in the parent until after spawn
+        // returns, because `self` outlives the call.
         unsafe {
             command.pre_exec(move || {
                 if fd == WORKER_LIBRARY_FD {
@@ -83,22 +84,67 @@ impl SealedLibrary {
                 } else if libc::dup2(fd, WORKER_LIBRARY_FD) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                harden_child()
+                Ok(())
             })
         };
     }
 }
 
-/// Runs in the forked child before exec: no new privileges, no core dumps,
-/// and death when the host dies.
-fn harden_child() -> io::Result<()> {
+/// Hardens `command`'s child before it execs: no new privileges, no
+/// capabilities, no core dumps, death when the host dies, and an address
+/// space of at most `memory_limit` bytes.
+pub fn harden_worker(command: &mut Command, memory_limit: u64) {
+    // SAFETY: the closure runs in the child between fork and exec; it only
+    // makes the async-signal-safe calls of `harden_child` and allocates
+    // nothing (its values live on the stack).
+    unsafe { command.pre_exec(move || harden_child(memory_limit)) };
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: capsets of two 32-bit words per set.
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Runs in the forked child before exec: no new privileges, no
+/// capabilities, no core dumps, death when the host dies, and the address
+/// space limit.
+///
+/// The capabilities go because a host run as root would otherwise hand
+/// them to the plugin: with `CAP_SYS_RESOURCE` it could raise its own
+/// `RLIMIT_AS` back, with `CAP_DAC_OVERRIDE` ignore every file mode, and
+/// with `CAP_SYS_PTRACE` read the host's environment through `/proc` (the
+/// Landlock sandbox alone does not stop a process that holds it). With
+/// no-new-privileges set first, exec cannot give them back (the kernel caps
+/// an exec's capabilities at what the process already held). The limit is
+/// both soft and hard, so the worker cannot raise it either.
+fn harden_child(memory_limit: u64) -> io::Result<()> {
     let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls with constant arguments and a valid pointer to a
-    // stack value; all are async-signal-safe.
+    let address_space = libc::rlimit { rlim_cur: memory_limit, rlim_max: memory_limit };
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let none = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: plain syscalls with constant arguments and valid pointers to
+    // stack values of the layouts the kernel expects (capset reads one
+    // header and two data structs for version 3); all are async-signal-safe.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
             || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
             || libc::setrlimit(libc::RLIMIT_CORE, &no_core) != 0
+            || libc::setrlimit(libc::RLIMIT_AS, &address_space) != 0
+            || libc::syscall(libc::SYS_capset, &header, none.as_ptr()) != 0
         {
             return Err(io::Error::last_os_error());
         }
@@ -143,6 +189,83 @@ fn dup_cloexec(fd: RawFd) -> io::Result<File> {
     }
     // SAFETY: `new` is a fresh descriptor owned by no one else.
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(new) }))
+}
+
+/// `LANDLOCK_CREATE_RULESET_VERSION`: ask `landlock_create_ruleset` for the
+/// kernel's Landlock ABI version instead of creating a ruleset.
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1 << 0;
+
+/// `struct landlock_ruleset_attr` as of ABI 6. An older kernel accepts the
+/// longer struct as long as the fields it does not know are zero.
+#[repr(C)]
+struct LandlockRulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+/// The highest Landlock ABI version this kernel supports. `ENOSYS`: built
+/// without Landlock; `EOPNOTSUPP`: built with it but not enabled at boot.
+pub fn landlock_abi() -> io::Result<u32> {
+    // SAFETY: with a null attribute, a size of 0 and the VERSION flag the
+    // kernel reads no memory and returns the version or -1 (checked).
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<LandlockRulesetAttr>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u32::try_from(abi).map_err(|_| io::Error::last_os_error())
+}
+
+/// Confines this process to a Landlock domain that handles the access
+/// rights `fs` and `net` and the scopes `scoped`, with no rule granting any
+/// of them: from now on every handled access is denied, to this process and
+/// to everything it starts. The caller chooses bits its kernel's ABI knows
+/// (an unknown bit is `EINVAL`).
+///
+/// Landlock confines only the calling thread (and the threads and processes
+/// it starts later), so this must run while the process has one thread.
+pub fn landlock_deny_all(fs: u64, net: u64, scoped: u64) -> io::Result<()> {
+    debug_assert_eq!(thread_count(), Some(1), "Landlock would leave other threads free");
+    let attr = LandlockRulesetAttr { handled_access_fs: fs, handled_access_net: net, scoped };
+    // SAFETY: `attr` is a live struct of exactly the size passed; the kernel
+    // copies it and returns a new descriptor or -1 (checked).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const LandlockRulesetAttr,
+            std::mem::size_of::<LandlockRulesetAttr>(),
+            0 as libc::c_uint,
+        )
+    };
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: `fd` was just returned by landlock_create_ruleset and is owned
+    // by no one else; it is closed when `ruleset` drops.
+    let ruleset = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: prctl with constant arguments touches no memory. An
+    // unprivileged process may only restrict itself with no-new-privileges
+    // set; a worker already has it, this makes the function stand alone.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ruleset` is an open Landlock ruleset descriptor; flags 0.
+    let restricted = unsafe {
+        libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0 as libc::c_uint)
+    };
+    if restricted != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The number of threads of this process, from `/proc/self/status`.
+fn thread_count() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The path a worker loads its library from. The descriptor is never closed:
@@ -210,5 +333,26 @@ mod tests {
         assert_eq!(sealed.len, 13);
         let err = (&sealed.memfd).write_all(b"x").expect_err("sealed against writes");
         assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    }
+
+    #[test]
+    fn a_hardened_child_holds_no_capability_and_a_memory_limit_it_cannot_raise() {
+        let mut command = Command::new("cat");
+        command.args(["/proc/self/status", "/proc/self/limits"]);
+        harden_worker(&mut command, 256 << 20);
+        let out = command.output().expect("run cat");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = |prefix: &str| {
+            let line = text.lines().find(|l| l.starts_with(prefix));
+            line.map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default()
+        };
+        assert_eq!(line("NoNewPrivs:"), "NoNewPrivs: 1");
+        for set in ["CapInh:", "CapPrm:", "CapEff:", "CapAmb:"] {
+            assert_eq!(line(set), format!("{set} 0000000000000000"), "even when run as root");
+        }
+        // Soft and hard alike: the child cannot raise it back.
+        assert_eq!(line("Max address space"), "Max address space 268435456 268435456 bytes");
+        assert_eq!(line("Max core file size"), "Max core file size 0 0 bytes");
     }
 }

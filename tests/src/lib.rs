@@ -65,11 +65,17 @@ impl Outcome {
 /// Runs `sidecar` with `args` in `cwd` (so no stray `./sidecar.lock` is
 /// picked up from the repository).
 pub fn sidecar_in(cwd: &Path, args: &[&str]) -> Outcome {
+    sidecar_in_env(cwd, args, &[])
+}
+
+/// [`sidecar_in`] with `env` added to the environment the host inherits.
+pub fn sidecar_in_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let output = Command::new(sidecar_bin())
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run sidecar");
     Outcome {
@@ -99,6 +105,32 @@ impl Scratch {
     /// Runs `sidecar` in the scratch directory.
     pub fn sidecar(&self, args: &[&str]) -> Outcome {
         sidecar_in(self.path(), args)
+    }
+
+    /// Dry-runs `dir` into `<scratch>/runs` with `extra` arguments; returns
+    /// the outcome and the run folder it wrote last.
+    pub fn dry_run(&self, dir: &Path, extra: &[&str]) -> (Outcome, PathBuf) {
+        self.dry_run_env(dir, extra, &[])
+    }
+
+    /// [`Scratch::dry_run`] with `env` added to the host's environment.
+    pub fn dry_run_env(
+        &self,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Outcome, PathBuf) {
+        let runs = self.path().join("runs");
+        let mut args = vec!["dry-run", path_str(dir), "--runs-dir", path_str(&runs)];
+        args.extend_from_slice(extra);
+        let out = sidecar_in_env(self.path(), &args, env);
+        let run = fs::read_dir(&runs)
+            .expect("a run folder")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .max_by_key(|p| fs::metadata(p.join("run.json")).and_then(|m| m.modified()).ok())
+            .expect("one run folder");
+        (out, run)
     }
 
     /// A copy of a sealed reference plugin, under its own name.
@@ -135,6 +167,14 @@ impl Default for Scratch {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A JSON file, parsed; panics naming the file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A path as `&str` (test paths are UTF-8).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sidecar_tests::{path_str, workspace_root, Outcome, Scratch};
+use sidecar_tests::{path_str, read_json, sidecar_in_env, workspace_root, Outcome, Scratch};
 
 /// Every check of the suite, in order.
 const CHECKS: [&str; 14] = [
@@ -31,11 +31,15 @@ const CHECKS: [&str; 14] = [
 ];
 
 fn compat(scratch: &Scratch, dirs: &[&Path], extra: &[&str]) -> Outcome {
+    compat_env(scratch, dirs, extra, &[])
+}
+
+fn compat_env(scratch: &Scratch, dirs: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Outcome {
     let runs = scratch.path().join("runs");
     let mut args = vec!["compat", "--runs-dir", path_str(&runs)];
     args.extend_from_slice(extra);
     args.extend(dirs.iter().map(|d| path_str(d)));
-    scratch.sidecar(&args)
+    sidecar_in_env(scratch.path(), &args, env)
 }
 
 fn report(out: &Outcome) -> Value {
@@ -209,7 +213,7 @@ const HOSTILE: &[(&str, &str, &str)] = &[
         "phases_dry_run",
         "Panicked: run_phase panicked: deliberate panic in phase discover",
     ),
-    ("abort_in_phase", "phases_dry_run", "worker died during `run_phase`: killed by SIGABRT"),
+    ("abort_in_phase", "phases_dry_run", "worker died during phase `record` on batch 0: killed by SIGABRT"),
     (
         "segfault_in_describe",
         "description_well_formed",
@@ -236,6 +240,14 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ("invalid_plan", "phases_dry_run", "phase `record` on batch 1"),
     ("nondeterministic", "deterministic", "differ in phase(s) record"),
     (
+        "plan_count_mismatch",
+        "plans_match_counts",
+        "the plan does not match its counts: records = 2, but the plan holds 1 insert on \
+         information_unit (attribute `plan.count.insert.information_unit`)",
+    ),
+    ("hang_in_phase", "phases_dry_run", "phase `record` on batch 0 did not answer within 2s; worker killed"),
+    ("allocates_unbounded", "phases_dry_run", "worker ran out of memory during phase `record` on batch 0 (limit 256 MiB; --worker-memory)"),
+    (
         "incompatible_abi",
         "abi_compatible",
         "too many variants in `Mode` (host expects 2, plugin has 3)",
@@ -243,15 +255,25 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ("no_root_module", "library_loads", "not a sidecar plugin"),
 ];
 
+/// Hostile variants whose every attempt the sandbox stops: they pass, and
+/// their dry runs show what they tried and found.
+const CONTAINED: &[&str] = &["writes_own_dir", "reads_secret_env"];
+
+/// A secret the host's environment holds while the suite runs.
+const SECRET: &str = "s3cr3t-Pa55w0rd";
+
 #[test]
 fn hostile_plugins_are_each_contained_and_reported_by_name() {
     let scratch = Scratch::new();
-    let mut dirs: Vec<PathBuf> = HOSTILE.iter().map(|(v, _, _)| scratch.test_plugin(v)).collect();
+    let variants = HOSTILE.iter().map(|(v, _, _)| *v).chain(CONTAINED.iter().copied());
+    let mut dirs: Vec<PathBuf> = variants.map(|v| scratch.test_plugin(v)).collect();
     // The well-behaved plugin runs last, after every hostile one.
     dirs.push(scratch.test_plugin("well_behaved"));
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
 
-    let out = compat(&scratch, &dirs, &["--json", "--timeout", "2"]);
+    let secrets = [("PGPASSWORD", SECRET), ("AWS_SECRET_ACCESS_KEY", SECRET)];
+    let extra = ["--json", "--timeout", "2", "--worker-memory", "256M"];
+    let out = compat_env(&scratch, &dirs, &extra, &secrets);
     assert_eq!(out.code, Some(1), "{out:#?}");
     validate_json(&out.stdout);
     let report = report(&out);
@@ -265,7 +287,34 @@ fn hostile_plugins_are_each_contained_and_reported_by_name() {
         // Whatever the plugin did, its directory was never written.
         assert_eq!(check(&report, index, "directory_unchanged").0, "pass", "{variant}");
     }
-    let well_behaved = HOSTILE.len();
+    for (offset, variant) in CONTAINED.iter().enumerate() {
+        let index = HOSTILE.len() + offset;
+        let plugin = &report["plugins"][index];
+        assert_eq!(plugin["passed"], true, "{variant}: {plugin:#}");
+        assert_eq!(check(&report, index, "directory_unchanged").0, "pass", "{variant}");
+        let run = PathBuf::from(plugin["dry_runs"].as_str().expect("dry runs")).join("a");
+        let summary = read_json(&run.join("summary.json"));
+        let discover = &summary["phases"][0];
+        assert_eq!(discover["name"], "discover");
+        if *variant == "reads_secret_env" {
+            assert_eq!(discover["counts"]["env_vars_seen"], 0, "{discover:#}");
+        } else {
+            let examples = discover["examples"].as_array().expect("findings");
+            assert!(!examples.is_empty(), "{discover:#}");
+            // It found the plugin directories on the host's command line,
+            // and every file it tried to create was refused (a test plugin
+            // directory has no README to append to).
+            for finding in examples {
+                let message = finding["message"].as_str().expect("message");
+                assert!(!message.ends_with(": done"), "{variant}: {message}");
+                if message.contains("create:") {
+                    assert!(message.ends_with("Permission denied (os error 13)"), "{message}");
+                }
+            }
+        }
+    }
+    assert!(!out.stdout.contains(SECRET), "the secret reached the report");
+    let well_behaved = HOSTILE.len() + CONTAINED.len();
     assert_eq!(
         report["plugins"][well_behaved]["passed"], true,
         "{:#}",

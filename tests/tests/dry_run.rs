@@ -3,35 +3,12 @@
 //! truthful `run.json` and never a summary that claims success.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde_json::Value;
-use sidecar_tests::{path_str, snapshot, Outcome, Scratch};
+use sidecar_tests::{path_str, read_json as json, snapshot, Scratch};
 
 const PHASES: [&str; 6] =
     ["discover", "backup", "cut_leg_a", "leg_b_record", "write_verify", "lifecycle_enact"];
-
-/// Runs a dry run into `scratch/runs` and returns the outcome and run folder.
-fn dry_run(scratch: &Scratch, dir: &Path, extra: &[&str]) -> (Outcome, PathBuf) {
-    let runs = scratch.path().join("runs");
-    let mut args = vec!["dry-run", path_str(dir), "--runs-dir", path_str(&runs)];
-    args.extend_from_slice(extra);
-    let out = scratch.sidecar(&args);
-    let run = fs::read_dir(&runs)
-        .expect("a run folder")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .max_by_key(|p| fs::metadata(p.join("run.json")).and_then(|m| m.modified()).ok())
-        .expect("one run folder");
-    (out, run)
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(
-        &fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn sha256_hex(path: &Path) -> String {
     let out = std::process::Command::new("sha256sum").arg(path).output().expect("sha256sum");
@@ -56,7 +33,7 @@ fn both_reference_versions_produce_complete_run_folders() {
     for name in ["iu-cutter-v0.6", "iu-cutter-v0.6-o8a"] {
         let dir = scratch.reference(name);
         let before = snapshot(&dir);
-        let (out, run) = dry_run(&scratch, &dir, &[]);
+        let (out, run) = scratch.dry_run(&dir, &[]);
         out.expect(0, "Completed");
 
         let state = json(&run.join("run.json"));
@@ -129,9 +106,9 @@ fn both_reference_versions_produce_complete_run_folders() {
 fn plans_are_byte_identical_across_runs() {
     let scratch = Scratch::new();
     let dir = scratch.reference("iu-cutter-v0.6-o8a");
-    let (first, a) = dry_run(&scratch, &dir, &[]);
+    let (first, a) = scratch.dry_run(&dir, &[]);
     first.expect(0, "Completed");
-    let (second, b) = dry_run(&scratch, &dir, &["--batch-size", "256"]);
+    let (second, b) = scratch.dry_run(&dir, &["--batch-size", "256"]);
     second.expect(0, "Completed");
     assert_ne!(a, b);
     assert_eq!(plan_files(&a), plan_files(&b));
@@ -141,7 +118,7 @@ fn plans_are_byte_identical_across_runs() {
 fn a_plugin_that_ships_with_execution_enabled_is_refused_before_any_phase() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("execution_enabled");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(
         3,
         "refused: the plugin's kill-switch is on (execution_enabled = true before the run)",
@@ -157,7 +134,7 @@ fn a_plugin_that_ships_with_execution_enabled_is_refused_before_any_phase() {
 fn the_refusal_probe_catches_a_plugin_that_accepts_live() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("accepts_live");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(3, "refused: the plugin did not refuse a live run: accepted the live run");
     assert_eq!(json(&run.join("summary.json"))["kill_switch"]["live_refusal"]["refused"], false);
 }
@@ -166,7 +143,7 @@ fn the_refusal_probe_catches_a_plugin_that_accepts_live() {
 fn a_kill_switch_that_flips_during_the_run_fails_it() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("flips_execution_enabled");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(3, "execution_enabled = true after the run");
     let summary = json(&run.join("summary.json"));
     assert_eq!(summary["kill_switch"]["execution_enabled_before"], false);
@@ -178,7 +155,7 @@ fn a_kill_switch_that_flips_during_the_run_fails_it() {
 fn a_phase_that_is_not_dry_run_safe_is_refused_not_skipped() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("unsafe_phase");
-    let (out, _) = dry_run(&scratch, &dir, &[]);
+    let (out, _) = scratch.dry_run(&dir, &[]);
     out.expect(3, "phase `mutate` is not dry-run safe (side effects: Some)");
 }
 
@@ -186,8 +163,11 @@ fn a_phase_that_is_not_dry_run_safe_is_refused_not_skipped() {
 fn a_crash_mid_phase_leaves_a_truthful_run_json() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("abort_in_phase");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
-    out.expect(1, "phase `record` on batch 0: worker died during `run_phase`: killed by SIGABRT");
+    let (out, run) = scratch.dry_run(&dir, &[]);
+    out.expect(
+        1,
+        "plugin test-plugin 1.0: worker died during phase `record` on batch 0: killed by SIGABRT",
+    );
     let state = json(&run.join("run.json"));
     assert_eq!(state["state"], "failed");
     assert_eq!(state["phase"], "record");
@@ -206,7 +186,7 @@ fn a_crash_mid_phase_leaves_a_truthful_run_json() {
 fn write_verify_catches_a_cutter_that_loses_bytes() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("broken_cutter");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(1, "phase `write_verify` on batch 0: units-do-not-concatenate kb/");
     let state = json(&run.join("run.json"));
     assert_eq!(
@@ -226,7 +206,7 @@ fn an_invalid_plan_stops_the_run_at_its_phase_and_batch() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("invalid_plan");
     // The embedded corpus in three batches; the second batch's plan is bad.
-    let (out, run) = dry_run(&scratch, &dir, &["--batch-size", "100"]);
+    let (out, run) = scratch.dry_run(&dir, &["--batch-size", "100"]);
     out.expect(
         1,
         "phase `record` on batch 1: the plugin returned an invalid after-image for \
@@ -248,7 +228,7 @@ fn an_invalid_plan_stops_the_run_at_its_phase_and_batch() {
 fn queries_are_refused_and_logged_when_the_source_is_not_a_database() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("queries");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(
         1,
         "phase `discover` on batch 0: QueryRefused: the run's source (embedded) is not a database",
@@ -268,7 +248,7 @@ fn queries_are_refused_and_logged_when_the_source_is_not_a_database() {
 fn a_panic_in_a_phase_fails_the_run_with_its_message() {
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("panic_in_phase");
-    let (out, _) = dry_run(&scratch, &dir, &[]);
+    let (out, _) = scratch.dry_run(&dir, &[]);
     out.expect(1, "Panicked: run_phase panicked: deliberate panic in phase discover");
 }
 
@@ -282,7 +262,7 @@ fn a_directory_source_feeds_every_markdown_file() {
     fs::write(docs.join("notes.txt"), "not markdown").expect("write");
     let dir = scratch.reference("iu-cutter-v0.6-o8a");
     let source = format!("dir:{}", path_str(&docs));
-    let (out, run) = dry_run(&scratch, &dir, &["--source", &source]);
+    let (out, run) = scratch.dry_run(&dir, &["--source", &source]);
     out.expect(0, "2 documents in 1 batches");
     let summary = json(&run.join("summary.json"));
     assert_eq!(summary["source"]["kind"], "dir");
@@ -293,7 +273,7 @@ fn a_directory_source_feeds_every_markdown_file() {
 fn a_generated_source_is_counted_as_it_is_read() {
     let scratch = Scratch::new();
     let dir = scratch.reference("iu-cutter-v0.6");
-    let (out, run) = dry_run(&scratch, &dir, &["--source", "generated:300K:4"]);
+    let (out, run) = scratch.dry_run(&dir, &["--source", "generated:300K:4"]);
     out.expect(0, "documents in");
     let summary = json(&run.join("summary.json"));
     let read = summary["documents"].as_u64().expect("documents read");
@@ -323,7 +303,7 @@ fn an_unknown_source_is_a_usage_error() {
 fn runs_are_listed_shown_and_removed_as_one_folder() {
     let scratch = Scratch::new();
     let dir = scratch.reference("iu-cutter-v0.6");
-    let (out, run) = dry_run(&scratch, &dir, &[]);
+    let (out, run) = scratch.dry_run(&dir, &[]);
     out.expect(0, "Completed");
     let id = run.file_name().expect("id").to_string_lossy().into_owned();
     let runs = scratch.path().join("runs");

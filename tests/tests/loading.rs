@@ -27,7 +27,16 @@ struct InspectJson {
     artifact_sha256: String,
     manifest_sha256: Option<String>,
     pinned: Option<bool>,
+    sandbox: SandboxJson,
     refusals: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct SandboxJson {
+    landlock_abi: Option<u32>,
+    denies: Vec<String>,
+    unconfined: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +93,11 @@ fn both_reference_versions_describe_themselves() {
                 ("plan.count.update.information_unit", "units_superseded + units_retired"),
             ]
         );
+        // What the kernel offers is what the worker reports it is confined by.
+        let abi = sidecar::sys::landlock_abi().ok();
+        assert_eq!(report.sandbox.landlock_abi, abi, "{:?}", report.sandbox);
+        assert_eq!(report.sandbox.unconfined.is_none(), abi.is_some());
+        assert_eq!(report.sandbox.denies.first().map(String::as_str), abi.map(|_| "file_writes"));
         assert!(report.dir.ends_with(&format!("iu-cutter-v{}", report.version)));
     }
     assert_eq!(

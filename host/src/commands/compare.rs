@@ -18,7 +18,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
         lock: setup.lock.as_ref(),
         runs_dir: &args.run.runs_dir,
         batch_size: args.run.batch_size as usize,
-        timeout: setup.timeout,
+        limits: setup.limits,
         aa: args.aa,
         html: args.html,
     };

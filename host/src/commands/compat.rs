@@ -9,10 +9,11 @@ use crate::compat::{compat, junit, CompatOptions, CompatReport, Status};
 use crate::exit::{ExitStatus, UsageError};
 use crate::integrity::lock::LockFile;
 use crate::integrity::tree::write_atomically;
+use crate::worker::Limits;
 
 /// Runs `sidecar compat`.
 pub fn run(args: &CompatArgs) -> anyhow::Result<ExitStatus> {
-    let timeout = super::timeout(args.timeout)?;
+    let limits = Limits { timeout: super::timeout(args.timeout)?, memory: args.worker.memory };
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
     let expect = match &args.expect {
         Some(path) => {
@@ -24,7 +25,7 @@ pub fn run(args: &CompatArgs) -> anyhow::Result<ExitStatus> {
         dirs: &args.dirs,
         lock: lock.as_ref(),
         runs_dir: &args.runs_dir,
-        timeout,
+        limits,
         expect: expect.as_ref(),
     };
     let report = compat(&options).map_err(|err| UsageError(format!("compat: {err}")))?;

@@ -10,21 +10,24 @@ use crate::integrity::lock::LockFile;
 use crate::pg::SessionSettings;
 use crate::run::report::{Summary, Verdict};
 use crate::source;
+use crate::worker::Limits;
 
-/// What a run's options open: the lock file, the source, the deadline.
+/// What a run's options open: the lock file, the source, the worker's
+/// limits.
 pub struct Setup {
     /// The lock file in use.
     pub lock: Option<LockFile>,
     /// The source.
     pub source: Box<dyn source::Source>,
-    /// Deadline of one worker call.
-    pub timeout: std::time::Duration,
+    /// The deadline of one worker call and the worker's memory.
+    pub limits: Limits,
 }
 
 impl Setup {
     /// Opens what `options` name; a bad value is a usage error.
     pub fn new(options: &RunOptions) -> anyhow::Result<Self> {
-        let timeout = super::timeout(options.timeout)?;
+        let limits =
+            Limits { timeout: super::timeout(options.timeout)?, memory: options.worker.memory };
         let lock = LockFile::discover(options.lock.lock.as_deref())?;
         let database = source::DatabaseOptions {
             env_file: options.env_file.clone(),
@@ -37,7 +40,7 @@ impl Setup {
         };
         let source = source::parse_source_spec(options.source.as_deref(), &database)
             .map_err(|e| UsageError(e.to_string()))?;
-        Ok(Self { lock, source, timeout })
+        Ok(Self { lock, source, limits })
     }
 }
 
@@ -49,7 +52,7 @@ pub fn run(args: &DryRunArgs) -> anyhow::Result<ExitStatus> {
         lock: setup.lock.as_ref(),
         runs_dir: &args.run.runs_dir,
         batch_size: args.run.batch_size as usize,
-        timeout: setup.timeout,
+        limits: setup.limits,
     };
     let source = setup.source;
     let finished = dry_run(&options, source.as_ref())?;
@@ -99,6 +102,9 @@ fn human(summary: &Summary) -> String {
             format!("NOT refused ({})", p.answer)
         })
     ));
+    if let Some(sandbox) = &summary.sandbox {
+        out.push_str(&format!("  sandbox      {sandbox}\n"));
+    }
     for phase in &summary.phases {
         let ops: Vec<String> = phase.ops.iter().map(|(a, n)| format!("{n} {a}")).collect();
         out.push_str(&format!(

@@ -16,6 +16,7 @@ use crate::integrity::manifest::Sha256Digest;
 use crate::load::{self, LoadedPlugin};
 use crate::plugin::PluginInfo;
 use crate::policy::kill_switch::{refusal_probe, LiveRefusal, Refusal};
+use crate::worker::{Limits, Sandbox};
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -43,21 +44,24 @@ pub struct InspectReport {
     pub manifest_sha256: Option<Sha256Digest>,
     /// Whether the lock file's pin matched; `null` without a lock file.
     pub pinned: Option<bool>,
+    /// How the plugin's worker is sandboxed.
+    pub sandbox: Sandbox,
     /// Why the host's policy refuses this plugin; empty when it does not.
     pub refusals: Vec<String>,
 }
 
 /// Runs `sidecar inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
-    let timeout = super::timeout(args.timeout)?;
+    let limits = Limits { timeout: super::timeout(args.timeout)?, memory: args.worker.memory };
     let lock = LockFile::discover(args.lock.lock.as_deref())?;
     let dir = &args.dir;
     let LoadedPlugin { verified, manifest, abi_version, info, mut worker } =
-        load::load(dir, lock.as_ref(), timeout)
+        load::load(dir, lock.as_ref(), limits)
             .with_context(|| format!("cannot load plugin `{}`", dir.display()))?;
     let who = || format!("plugin `{} {}` ({})", info.name, info.version, dir.display());
     let execution_enabled = worker.execution_enabled().with_context(who)?;
     let live_refusal = refusal_probe(&mut worker).with_context(who)?;
+    let sandbox = worker.sandbox().clone();
     worker.shutdown().with_context(who)?;
 
     let mut refusals = Vec::new();
@@ -79,6 +83,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
         artifact_sha256: manifest.artifact_sha256,
         manifest_sha256: verified.manifest_sha256,
         pinned: verified.pinned,
+        sandbox,
         refusals,
     };
     if args.json {
@@ -121,6 +126,7 @@ fn human(report: &InspectReport) -> String {
                 report.live_refusal.answer
             ),
         ),
+        ("sandbox", report.sandbox.to_string()),
         ("abi", format!("sidecar-abi {} (host {})", report.abi_version, report.host_abi_version)),
         ("library", report.library.clone()),
         ("artifact_sha256", report.artifact_sha256.to_hex()),

@@ -29,7 +29,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -44,6 +44,7 @@ use crate::run::report::{
 use crate::run::state::{RunState, State};
 use crate::run::RunDir;
 use crate::source::{self, Source, SourceIdentity};
+use crate::worker::Limits;
 use plans::{DifferenceKind, DocumentOps, PlanTotals};
 
 /// The file of every document's differences, one JSON object a line.
@@ -69,8 +70,8 @@ pub struct CompareOptions<'a> {
     pub runs_dir: &'a Path,
     /// Documents per batch.
     pub batch_size: usize,
-    /// Deadline of one worker call.
-    pub timeout: Duration,
+    /// The deadline of one worker call and each worker's memory.
+    pub limits: Limits,
     /// Also run A a second time and report A-vs-A differences as noise.
     pub aa: bool,
     /// Also write the self-contained `report.html`.
@@ -391,7 +392,7 @@ fn run_sides(
             lock: options.lock,
             runs_dir: options.runs_dir,
             batch_size: options.batch_size,
-            timeout: options.timeout,
+            limits: options.limits,
         })
         .collect();
     let mut sides = Vec::with_capacity(plan.len());

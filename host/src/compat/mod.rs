@@ -50,7 +50,7 @@ use crate::run::RunDir;
 use crate::source::embedded::EmbeddedSource;
 use crate::source::RecordBatch;
 use crate::worker::protocol::WireMode;
-use crate::worker::{NoQueries, Worker, WorkerError};
+use crate::worker::{Limits, NoQueries, Worker, WorkerError};
 use expect::{Expectations, Observed};
 
 /// Every check, in the order it runs, with what it proves.
@@ -96,8 +96,9 @@ pub struct CompatOptions<'a> {
     pub lock: Option<&'a LockFile>,
     /// Where the suite's folder goes.
     pub runs_dir: &'a Path,
-    /// Deadline of one worker call, including one phase on one batch.
-    pub timeout: Duration,
+    /// Each worker's deadline per call (including one phase on one batch)
+    /// and its memory.
+    pub limits: Limits,
     /// The `--expect` assertions.
     pub expect: Option<&'a Expectations>,
 }
@@ -379,7 +380,7 @@ fn check_integrity(suite: &mut Suite, verified: &Verified, lock: Option<&LockFil
 /// The checks made in one worker, from `library_loads` to
 /// `panic_contained`; `None` when the plugin did not load.
 fn check_worker(suite: &mut Suite, dir: &Path, options: &CompatOptions<'_>) -> Option<Loaded> {
-    let plugin = match load::load(dir, options.lock, options.timeout) {
+    let plugin = match load::load(dir, options.lock, options.limits) {
         Ok(plugin) => plugin,
         Err(err) => {
             record_load_failure(suite, &err);
@@ -517,10 +518,16 @@ fn record_load_failure(suite: &mut Suite, err: &LoadError) {
             next = "description_well_formed";
         }
         LoadError::Worker(
-            WorkerError::Died { call: "describe", .. }
-            | WorkerError::Timeout { call: "describe", .. },
-        )
-        | LoadError::IdentityMismatch { .. } => {
+            WorkerError::Died { call, .. }
+            | WorkerError::Timeout { call, .. }
+            | WorkerError::OutOfMemory { call, .. },
+        ) if call == "`describe`" => {
+            suite.pass("library_loads", "the library loads and exports the root module");
+            suite.pass("abi_compatible", "the layout check passed");
+            suite.fail("description_well_formed", detail);
+            next = "execution_disabled_before";
+        }
+        LoadError::IdentityMismatch { .. } => {
             suite.pass("library_loads", "the library loads and exports the root module");
             suite.pass("abi_compatible", "the layout check passed");
             suite.fail("description_well_formed", detail);
@@ -551,14 +558,14 @@ fn usable(mut worker: Worker, dir: &Path, options: &CompatOptions<'_>) -> Option
 }
 
 fn fresh_worker(dir: &Path, options: &CompatOptions<'_>) -> Option<Worker> {
-    load::load(dir, options.lock, options.timeout).ok().map(|plugin| plugin.worker)
+    load::load(dir, options.lock, options.limits).ok().map(|plugin| plugin.worker)
 }
 
 /// Runs one phase by name on an empty batch, in the worker's current run.
 fn call_phase(worker: &mut Worker, phase: &str) -> Result<PhaseOutcome, WorkerError> {
     let names = [phase.to_owned()];
     let mut replies = Dispatcher::new(worker)
-        .run_batch(RecordBatch::default(), &names, WireMode::DryRun)
+        .run_batch(RecordBatch::default(), 0, &names, WireMode::DryRun)
         .map_err(|err| match err {
             kill_switch::DispatchError::Worker(err) => err,
             refused @ kill_switch::DispatchError::Refused(_) => {
@@ -658,7 +665,7 @@ fn dry_runs(
         lock: options.lock,
         runs_dir: &run.path,
         batch_size: DRY_RUN_BATCH,
-        timeout: options.timeout,
+        limits: options.limits,
         aa: false,
         html: false,
     };

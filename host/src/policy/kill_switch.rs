@@ -50,19 +50,20 @@ impl<'w> Dispatcher<'w> {
         Self { worker }
     }
 
-    /// Runs `phases` in order on `batch`; the outcomes arrive through the
-    /// returned [`BatchRun`]. `Live` is refused here, before the plugin is
-    /// called.
+    /// Runs `phases` in order on `batch`, the run's batch number `index`;
+    /// the outcomes arrive through the returned [`BatchRun`]. `Live` is
+    /// refused here, before the plugin is called.
     pub fn run_batch(
         self,
         batch: RecordBatch,
+        index: u64,
         phases: &[String],
         mode: WireMode,
     ) -> Result<BatchRun<'w>, DispatchError> {
         for phase in phases {
             refuse_live(phase, mode)?;
         }
-        Ok(self.worker.run_batch(batch, phases, mode)?)
+        Ok(self.worker.run_batch(batch, index, phases, mode)?)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::plugin::{Finding, PluginInfo};
 use crate::policy::kill_switch::LiveRefusal;
 use crate::run::queries::QueryTotals;
 use crate::source::SourceIdentity;
+use crate::worker::Sandbox;
 
 /// How many findings of each phase are kept for the reports (all are
 /// counted).
@@ -138,6 +139,8 @@ pub struct Summary {
     pub phases: Vec<PhaseSummary>,
     /// The kill-switch evidence.
     pub kill_switch: KillSwitchReport,
+    /// How the plugin's worker was sandboxed; `null` when no worker started.
+    pub sandbox: Option<Sandbox>,
     /// The plugin directory afterwards.
     pub integrity: IntegrityReport,
     /// Peak memory of the processes of the run.
@@ -180,6 +183,7 @@ impl Summary {
                 execution_enabled_after: None,
                 live_refusal: None,
             },
+            sandbox: None,
             integrity: IntegrityReport {
                 plugin_dir_unchanged: None,
                 artifact_sha256_before: None,
@@ -308,6 +312,9 @@ pub fn write_kb(run_dir: &Path, summary: &Summary) -> io::Result<()> {
     if let (Some(p), Some(info)) = (plugin, &summary.declared) {
         let _ =
             writeln!(text, "- loaded in its own worker process from a sealed copy of the library");
+        if let Some(sandbox) = &summary.sandbox {
+            let _ = writeln!(text, "- sandbox: {sandbox}");
+        }
         let _ = writeln!(
             text,
             "- ABI: sidecar-abi {} (host {})",

@@ -6,6 +6,11 @@
 
 pub mod client;
 pub mod protocol;
+pub mod sandbox;
 pub mod server;
 
-pub use client::{BatchRun, NoQueries, PhaseReply, QueryService, Worker, WorkerError};
+pub use client::{
+    format_size, parse_worker_memory, BatchRun, Limits, NoQueries, PhaseReply, QueryService,
+    Worker, WorkerError, DEFAULT_WORKER_MEMORY,
+};
+pub use sandbox::Sandbox;

@@ -4,7 +4,8 @@
 //! with the host; only the plugin ABI is a cross-version contract. Still, the
 //! worker opens with a `Hello` naming the protocol and its version (the
 //! Nushell and go-plugin pattern), so stray output or a mismatched binary is
-//! caught before anything else is exchanged.
+//! caught before anything else is exchanged. The `Hello` also says how the
+//! worker is sandboxed, which it knows only once it has confined itself.
 //!
 //! A frame is a little-endian `u32` length followed by that many bytes of
 //! `postcard` (a compact serde encoding: strings are a length and their
@@ -16,13 +17,14 @@ use std::io::{self, Read, Write};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::sandbox::Sandbox;
 use crate::plugin::{PhaseOutcome, PluginInfo};
 use crate::source::record::RecordBatch;
 
 /// The protocol's name, sent in `Hello`.
 pub const PROTOCOL: &str = "sidecar-worker";
 /// The protocol's version, sent in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The buffer each side reads and writes frames through: a plan's many
 /// small strings go to the pipe in large writes.
@@ -88,12 +90,15 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event<O = PhaseOutcome> {
-    /// The first message of every worker.
+    /// The first message of every worker, sent once it has confined
+    /// itself and before it loads anything.
     Hello {
         /// Always [`PROTOCOL`].
         protocol: String,
         /// The worker's [`PROTOCOL_VERSION`].
         version: u32,
+        /// How the worker is sandboxed.
+        sandbox: Sandbox,
     },
     /// A log line from the plugin, forwarded while a call is in progress.
     Log {

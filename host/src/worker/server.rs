@@ -2,10 +2,12 @@
 //! one plugin.
 //!
 //! It is spawned with a cleared environment, the sealed library at fd 3 and
-//! the protocol on stdin/stdout. It moves the protocol off fds 0 and 1 before
-//! loading anything, answers one request at a time, and forwards the
-//! plugin's log lines while a call is in progress. If the plugin crashes,
-//! only this process dies; the host sees the pipe close and reports it.
+//! the protocol on stdin/stdout. Before loading anything it moves the
+//! protocol off fds 0 and 1 and confines itself (`sandbox`), then says
+//! `Hello` with how it is confined; it answers one request at a time, and
+//! forwards the plugin's log lines and queries over the protocol pipe while
+//! a call is in progress. If the plugin crashes, only this process dies;
+//! the host sees the pipe close and reports it.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
@@ -25,6 +27,7 @@ use super::protocol::{
     read_frame, write_frame, Event, QueryAnswer, QueryCall, Reply, Request, WireError, WireMode,
     FRAME_BUFFER, PROTOCOL, PROTOCOL_VERSION,
 };
+use super::sandbox;
 use crate::plugin::{PluginInfo, WireOutcome};
 use crate::source::record::RecordBatch;
 use crate::sys;
@@ -35,9 +38,12 @@ type Input = Arc<Mutex<BufReader<File>>>;
 /// Runs the worker until the host says `Shutdown` or closes the channel.
 pub fn serve() -> io::Result<()> {
     let fds = sys::take_protocol_fds()?;
+    // Still one thread, and no plugin code has run: the library is loaded
+    // only at `Load`, and its constructors run then, inside the sandbox.
+    let sandbox = sandbox::confine();
     let input: Input = Arc::new(Mutex::new(BufReader::with_capacity(FRAME_BUFFER, fds.input)));
     let output: Output = Arc::new(Mutex::new(BufWriter::with_capacity(FRAME_BUFFER, fds.output)));
-    send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION })?;
+    send(&output, &Event::Hello { protocol: PROTOCOL.into(), version: PROTOCOL_VERSION, sandbox })?;
 
     let mut worker = Worker {
         module: None,

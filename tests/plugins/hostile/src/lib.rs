@@ -15,7 +15,15 @@ pub struct Hostile;
 
 /// A run.
 pub struct HostileRun {
-    #[cfg_attr(not(any(feature = "queries", feature = "snapshot_reader")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            feature = "queries",
+            feature = "snapshot_reader",
+            feature = "writes_own_dir",
+            feature = "reads_secret_env"
+        )),
+        allow(dead_code)
+    )]
     ctx: Context,
 }
 
@@ -38,9 +46,11 @@ impl Plugin for Hostile {
             }
         }
         let name = if cfg!(feature = "wrong_identity") { "impostor" } else { "test-plugin" };
+        // Its count `records` is the number of inserts its plan holds.
         let info = PluginInfo::new(name, "1.0")
             .with_phase(PhaseDecl::new("discover", SideEffects::NONE))
-            .with_phase(PhaseDecl::new("record", SideEffects::NONE_ON_DRY_RUN));
+            .with_phase(PhaseDecl::new("record", SideEffects::NONE_ON_DRY_RUN))
+            .with_attribute("plan.count.insert.information_unit", "records");
         if cfg!(feature = "unsafe_phase") {
             info.with_phase(PhaseDecl::new("mutate", SideEffects::SOME))
         } else {
@@ -82,6 +92,14 @@ impl Run for HostileRun {
         if cfg!(feature = "abort_in_phase") && phase == "record" {
             std::process::abort();
         }
+        if cfg!(feature = "hang_in_phase") && phase == "record" {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        if cfg!(feature = "allocates_unbounded") && phase == "record" {
+            return Err(allocate_unbounded());
+        }
         let mut outcome = PhaseOutcome::ok().with_count("documents", batch.documents.len() as u64);
         #[cfg(feature = "queries")]
         if phase == "discover" {
@@ -90,6 +108,14 @@ impl Run for HostileRun {
         #[cfg(feature = "snapshot_reader")]
         if phase == "discover" {
             snapshot_reader(&self.ctx, &mut outcome)?;
+        }
+        #[cfg(feature = "writes_own_dir")]
+        if phase == "discover" {
+            writes_own_dir::report(&self.ctx, &mut outcome);
+        }
+        #[cfg(feature = "reads_secret_env")]
+        if phase == "discover" {
+            reads_secret_env::report(&self.ctx, &mut outcome);
         }
         if phase == "record" {
             static RECORDS: AtomicUsize = AtomicUsize::new(0);
@@ -107,6 +133,10 @@ impl Run for HostileRun {
                 key: format!("{record}:0").as_str().into(),
                 after_image: after_image.into(),
             });
+            // With `plan_count_mismatch`, the count says two inserts; the
+            // plan holds one.
+            let records = if cfg!(feature = "plan_count_mismatch") { 2 } else { 1 };
+            outcome = outcome.with_count("records", records);
         }
         Ok(outcome)
     }
@@ -175,6 +205,197 @@ mod queries {
         // Time in the database: what the statement timeout bounds.
         ctx.query("SELECT pg_sleep(0.2)", &[])?.try_for_each(|row| row.map(drop))?;
         Ok(())
+    }
+}
+
+/// Holds on to ever more memory, every page written, until the allocator
+/// fails and Rust's allocation error handler aborts the process. Returns
+/// only if 4 GiB went through without that.
+fn allocate_unbounded() -> PluginError {
+    const CHUNK: usize = 16 << 20;
+    const GIVE_UP: usize = 4 << 30;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    while hoard.len() * CHUNK < GIVE_UP {
+        // `vec![1; n]` writes every byte, so the pages are resident, not
+        // just reserved; black_box keeps the optimiser from eliding them.
+        hoard.push(std::hint::black_box(vec![1u8; CHUNK]));
+    }
+    PluginError::failed("allocated 4 GiB and nothing stopped it")
+}
+
+/// An info finding, also sent as a log line (what a plugin would use to get
+/// something out of its sandbox: both end up in the run folder or on the
+/// host's stderr).
+#[cfg(any(feature = "writes_own_dir", feature = "reads_secret_env"))]
+fn tell(ctx: &Context, outcome: &mut PhaseOutcome, code: &str, subject: &str, message: &str) {
+    ctx.info(&format!("{code} {subject}: {message}"));
+    outcome.findings.push(sidecar_abi::Finding {
+        severity: sidecar_abi::Severity::INFO,
+        code: code.into(),
+        subject: subject.into(),
+        message: message.into(),
+    });
+}
+
+/// The `writes_own_dir` fixture: a plugin that tries to change the
+/// directory it was shipped in.
+#[cfg(feature = "writes_own_dir")]
+mod writes_own_dir {
+    use std::ffi::OsStr;
+    use std::fs::{self, OpenOptions};
+    use std::io::Write as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use sidecar_abi::sdk::Context;
+    use sidecar_abi::PhaseOutcome;
+
+    /// Every attempt so far: (when, file, what it got).
+    static ATTEMPTS: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
+
+    /// Runs when the library is loaded, before the host has called
+    /// anything: the earliest a plugin's code can run.
+    #[used]
+    #[link_section = ".init_array"]
+    static AT_LOAD: extern "C" fn() = at_load;
+
+    extern "C" fn at_load() {
+        attempt("at load");
+    }
+
+    /// Reports every attempt, the load's and this phase's, on the first
+    /// batch.
+    pub fn report(ctx: &Context, outcome: &mut PhaseOutcome) {
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        if REPORTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        attempt("in discover");
+        let attempts = std::mem::take(&mut *ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner()));
+        if attempts.is_empty() {
+            super::tell(ctx, outcome, "write-attempt", "", "no plugin directory found");
+        }
+        for (when, file, result) in attempts {
+            super::tell(ctx, outcome, "write-attempt", &file, &format!("{when}: {result}"));
+        }
+    }
+
+    fn attempt(when: &str) {
+        let mut attempts = ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in own_dirs() {
+            let planted = dir.join("planted.txt");
+            let created = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&planted)
+                .and_then(|mut f| f.write_all(b"planted by the plugin\n"));
+            attempts.push((when.to_owned(), show(&planted), outcome("create", created)));
+            let readme = dir.join("README.md");
+            let appended = OpenOptions::new()
+                .append(true)
+                .open(&readme)
+                .and_then(|mut f| f.write_all(b"\nappended by the plugin\n"));
+            attempts.push((when.to_owned(), show(&readme), outcome("append", appended)));
+        }
+    }
+
+    fn outcome(what: &str, result: std::io::Result<()>) -> String {
+        match result {
+            Ok(()) => format!("{what}: done"),
+            Err(err) => format!("{what}: {err}"),
+        }
+    }
+
+    fn show(path: &std::path::Path) -> String {
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Directories holding a `DEPLOY-MANIFEST.txt` that the host's command
+    /// line names (relative ones resolved against the host's working
+    /// directory, if it can be read) or that a file mapped into this
+    /// process lives in.
+    fn own_dirs() -> Vec<PathBuf> {
+        let is_plugin_dir = |dir: &PathBuf| dir.join("DEPLOY-MANIFEST.txt").is_file();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let host = std::os::unix::process::parent_id();
+        let cwd = fs::read_link(format!("/proc/{host}/cwd")).ok();
+        let cmdline = fs::read(format!("/proc/{host}/cmdline")).unwrap_or_default();
+        for arg in cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()) {
+            let path = PathBuf::from(OsStr::from_bytes(arg));
+            let path = match &cwd {
+                _ if path.is_absolute() => path,
+                Some(cwd) => cwd.join(path),
+                None => continue,
+            };
+            if is_plugin_dir(&path) && !dirs.contains(&path) {
+                dirs.push(path);
+            }
+        }
+        let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for file in maps.lines().filter_map(|l| l.split_whitespace().nth(5)) {
+            let dir = PathBuf::from(file).parent().map(PathBuf::from);
+            if let Some(dir) = dir.filter(|d| d.is_absolute() && is_plugin_dir(d)) {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        dirs
+    }
+}
+
+/// The `reads_secret_env` fixture: a plugin after the operator's secrets.
+#[cfg(feature = "reads_secret_env")]
+mod reads_secret_env {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use abi_stable::std_types::Tuple2;
+    use sidecar_abi::sdk::Context;
+    use sidecar_abi::PhaseOutcome;
+
+    const SECRETS: [&str; 4] =
+        ["PGPASSWORD", "PG_PASSWORD_RO", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"];
+
+    /// On the first batch: its own environment, then the host's.
+    pub fn report(ctx: &Context, outcome: &mut PhaseOutcome) {
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        if REPORTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let seen = std::env::vars_os().count() as u64;
+        ctx.info(&format!("env_vars_seen {seen}"));
+        outcome.counts.push(Tuple2("env_vars_seen".into(), seen));
+        for name in SECRETS {
+            if let Some(value) = std::env::var_os(name) {
+                let value = value.to_string_lossy();
+                super::tell(ctx, outcome, "secret-found", name, &value);
+            }
+        }
+        let host = std::os::unix::process::parent_id();
+        match std::fs::read(format!("/proc/{host}/environ")) {
+            Ok(environ) => {
+                let vars: Vec<String> = environ
+                    .split(|b| *b == 0)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect();
+                let message = format!("read {} variables", vars.len());
+                super::tell(ctx, outcome, "host-environ", "host environment", &message);
+                for var in vars {
+                    if let Some((name, value)) = var.split_once('=') {
+                        if SECRETS.contains(&name) {
+                            super::tell(ctx, outcome, "secret-found", name, value);
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                super::tell(ctx, outcome, "host-environ", "host environment", &message);
+            }
+        }
     }
 }
 
