@@ -15,7 +15,7 @@ HOSTILE_VARIANTS := queries well_behaved panic_in_describe abort_in_describe seg
 	execution_enabled wrong_identity panic_in_phase abort_in_phase unsafe_phase accepts_live \
 	flips_execution_enabled invalid_plan broken_cutter nondeterministic snapshot_reader snapshot_reader_late \
 	incompatible_abi hang_in_phase allocates_unbounded writes_own_dir reads_secret_env \
-	plan_count_mismatch
+	plan_count_mismatch opens_sockets
 
 .PHONY: all build plugins test-plugins abi-fixtures demo demo-pg test pg-virtualenv chromium schema-tools lint ci bench clean
 

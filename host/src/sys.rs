@@ -261,6 +261,67 @@ pub fn landlock_deny_all(fs: u64, net: u64, scoped: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// `AUDIT_ARCH_*` of the architecture this host is built for: the
+/// `seccomp_data.arch` a native system call carries.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xC000_00B7;
+
+/// Refuses, for good, every system call that makes a socket: `socket(2)`
+/// with `EACCES` (so no UDP, no unix socket by path, no netlink: a worker
+/// needs none, its protocol is pipes), and `io_uring_setup(2)`, whose
+/// rings can open sockets past the filter. A call of another architecture's
+/// ABI (x86_64's 32-bit and x32 entry points) is refused whatever it is.
+/// Inherited by every thread and process the worker starts later; needs
+/// no-new-privileges, which the worker has.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn deny_new_sockets() -> io::Result<()> {
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let statement = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+    let jump =
+        |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter { code: code as u16, jt, jf, k };
+    let deny = libc::SECCOMP_RET_ERRNO | (libc::EACCES as u32 & libc::SECCOMP_RET_DATA);
+    // Offsets in `struct seccomp_data`: `nr` at 0, `arch` at 4.
+    let filter = [
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH_NATIVE, 0, 5),
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jump(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, X32_SYSCALL_BIT, 3, 0),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, libc::SYS_socket as u32, 2, 0),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, libc::SYS_io_uring_setup as u32, 1, 0),
+        statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        statement(libc::BPF_RET | libc::BPF_K, deny),
+    ];
+    let program = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+    // SAFETY: prctl with constant arguments touches no memory; a filter
+    // needs no-new-privileges (or CAP_SYS_ADMIN), which this sets.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `program` points at `filter`, a live array of `len` valid
+    // classic-BPF instructions whose jumps stay inside it; the kernel
+    // copies the program before returning 0 or -1 (checked).
+    let installed = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &program as *const libc::sock_fprog,
+        )
+    };
+    if installed != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// On an architecture whose system call numbers this host does not carry,
+/// sockets stay possible, and the sandbox report says so.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn deny_new_sockets() -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "no socket filter for this architecture"))
+}
+
 /// The number of threads of this process, from `/proc/self/status`.
 fn thread_count() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -9,7 +9,11 @@
 //!    of python's time).
 //! 3. Dry run on a generated corpus against `bare-cut`, the least a cutter
 //!    must do (target <= 2x), and peak memory at 100 MB and 1 GB (<= 1.2x).
-//! 4. PostgreSQL, when a server is reachable through the tests' settings
+//! 4. The compatibility suite on the staged reference version (14 checks,
+//!    two dry runs of the embedded corpus side by side, three workers)
+//!    against two `dry-run`s of it one after the other, the least the suite
+//!    could do by hand (no target; the suite should cost no more).
+//! 5. PostgreSQL, when a server is reachable through the tests' settings
 //!    (`make bench` starts a throwaway one with pg_virtualenv, as `make test`
 //!    does): a dry run with `--source postgres` on ~100k generated documents
 //!    against `psql \copy` of the same rows as the same SELECT-only role
@@ -23,7 +27,7 @@
 //! Needs `make plugins` first. Rounds for the verify bench: SIDECAR_BENCH_RUNS
 //! (default 5). The tree is kept in target/bench-tree and reused. Arguments
 //! after `--` name the sections to run (`verify`, `inspect`, `dry-run`,
-//! `postgres`); none runs them all.
+//! `compare`, `compat`, `postgres`); none runs them all.
 
 use std::fs;
 use std::io::Write;
@@ -57,7 +61,7 @@ fn main() {
     assert!(runs > 0, "SIDECAR_BENCH_RUNS must be at least 1");
 
     // `cargo bench -p sidecar-tests --bench cli -- NAME...` runs only the
-    // named sections (verify, inspect, dry-run, compare, postgres); cargo itself
+    // named sections (verify, inspect, dry-run, compare, compat, postgres); cargo itself
     // passes `--bench`.
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -65,6 +69,7 @@ fn main() {
     let inspect = wanted("inspect").then(|| bench_inspect(&sidecar, &plugin, &root));
     let dry = wanted("dry-run").then(|| bench_dry_run(&sidecar, &target, 3));
     let compare = wanted("compare").then(|| bench_compare(&sidecar, &target, 3));
+    let compat = wanted("compat").then(|| bench_compat(&sidecar, &target, 11));
     let pg = wanted("postgres").then(|| bench_postgres(&sidecar, &target, 3)).flatten();
 
     println!();
@@ -110,6 +115,14 @@ fn main() {
             format!("sidecar compare {s:.2} s"),
             format!("one dry-run {p:.2} s"),
             format!("ratio {:.2}x (target <= 1.3x)", s / p),
+        );
+    }
+    if let Some((s, p)) = compat {
+        summary(
+            "compat (14 checks)",
+            format!("sidecar compat {:.0} ms", ms(s)),
+            format!("two dry-runs {:.0} ms", ms(p)),
+            format!("ratio {:.2}x (no target)", ms(s) / ms(p)),
         );
     }
     if let Some(pg) = pg {
@@ -197,6 +210,26 @@ fn bench_compare(sidecar: &Path, target: &Path, rounds: usize) -> (Duration, Dur
     }
     let _ = fs::remove_dir_all(&runs_dir);
     (median(ours), median(peer))
+}
+
+/// The suite on the staged reference version, against two dry runs of it
+/// on the same (embedded) corpus, one after the other.
+fn bench_compat(sidecar: &Path, target: &Path, rounds: usize) -> (Duration, Duration) {
+    let plugin = sidecar_tests::reference_plugin("iu-cutter-v0.6-o8a");
+    let runs_dir = target.join("bench-runs");
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let _ = fs::remove_dir_all(&runs_dir);
+        let mut compat = Command::new(sidecar);
+        compat.arg("compat").arg(&plugin).arg("--runs-dir").arg(&runs_dir);
+        ours.push(run_expecting(&mut compat, 0));
+        let first = timed_dry_run(sidecar, &plugin, &runs_dir, &[]).0;
+        peer.push(first + timed_dry_run(sidecar, &plugin, &runs_dir, &[]).0);
+    }
+    let _ = fs::remove_dir_all(&runs_dir);
+    let (ours, peer) = (median(ours), median(peer));
+    println!("compat: {rounds} rounds  compat {:.0} ms  two dry-runs {:.0} ms", ms(ours), ms(peer));
+    (ours, peer)
 }
 
 /// Runs `sidecar dry-run PLUGIN --runs-dir RUNS_DIR ARGS...` in a fresh

@@ -257,7 +257,7 @@ const HOSTILE: &[(&str, &str, &str)] = &[
 
 /// Hostile variants whose every attempt the sandbox stops: they pass, and
 /// their dry runs show what they tried and found.
-const CONTAINED: &[&str] = &["writes_own_dir", "reads_secret_env"];
+const CONTAINED: &[&str] = &["writes_own_dir", "reads_secret_env", "opens_sockets"];
 
 /// A secret the host's environment holds while the suite runs.
 const SECRET: &str = "s3cr3t-Pa55w0rd";
@@ -298,6 +298,15 @@ fn hostile_plugins_are_each_contained_and_reported_by_name() {
         assert_eq!(discover["name"], "discover");
         if *variant == "reads_secret_env" {
             assert_eq!(discover["counts"]["env_vars_seen"], 0, "{discover:#}");
+        } else if *variant == "opens_sockets" {
+            // Not one socket could be made, on any batch: UDP, unix by
+            // path (without the filter: "No such file" or a connection),
+            // TCP.
+            let examples = discover["examples"].as_array().expect("findings");
+            assert_eq!(examples.len(), 8, "four attempts on each of two batches: {discover:#}");
+            for finding in examples {
+                assert_eq!(finding["message"], "Permission denied (os error 13)", "{finding:#}");
+            }
         } else {
             let examples = discover["examples"].as_array().expect("findings");
             assert!(!examples.is_empty(), "{discover:#}");

@@ -118,7 +118,7 @@ fn the_sandbox_is_reported_by_inspect_and_the_dry_run() {
     let abi = landlock_abi();
     let text = format!(
         "landlock v{abi} (no file writes, no TCP, no signals or abstract unix sockets beyond \
-         the worker)"
+         the worker, no sockets)"
     );
     let scratch = Scratch::new();
     let dir = scratch.test_plugin("well_behaved");
@@ -133,7 +133,7 @@ fn the_sandbox_is_reported_by_inspect_and_the_dry_run() {
         summary["sandbox"],
         serde_json::json!({
             "landlock_abi": abi,
-            "denies": ["file_writes", "tcp_bind", "tcp_connect", "abstract_unix_sockets", "signals"],
+            "denies": ["file_writes", "tcp_bind", "tcp_connect", "abstract_unix_sockets", "signals", "sockets"],
             "unconfined": null,
         })
     );

@@ -15,6 +15,11 @@
 //! - from ABI 6, connecting to abstract unix sockets and sending signals
 //!   outside the worker (the host, the operator's other processes).
 //!
+//! Landlock cannot stop UDP or a connection to a unix socket by path (a
+//! local PostgreSQL's socket would take a plugin past the statement gate),
+//! so a seccomp filter then refuses every new socket (`sys::deny_new_sockets`):
+//! the worker's protocol is pipes, it needs none.
+//!
 //! Landlock also keeps the worker from ptrace-style access to processes
 //! outside its domain, so `/proc/<host>/environ` (the host's secrets) and
 //! `/proc/<host>/mem` are closed to it. Not to a process holding
@@ -79,7 +84,8 @@ pub struct Sandbox {
     pub landlock_abi: Option<u32>,
     /// What the worker may not do: `file_writes`, `tcp_bind`,
     /// `tcp_connect`, `abstract_unix_sockets`, `signals` (outside the
-    /// worker). Empty when it is not confined.
+    /// worker), and `sockets` (no new socket of any kind, from the seccomp
+    /// filter, which also stands without Landlock).
     pub denies: Vec<String>,
     /// Why the worker is not confined (`kernel without Landlock`,
     /// `Landlock disabled at boot`, or the error); `None` when it is.
@@ -134,15 +140,25 @@ impl Ruleset {
 /// how. Runs in the worker before the plugin is loaded, while the worker
 /// has a single thread.
 pub fn confine() -> Sandbox {
-    let abi = match sys::landlock_abi() {
-        Ok(abi) => abi,
-        Err(err) => return Sandbox::unconfined(unavailable(&err)),
+    let mut sandbox = match sys::landlock_abi() {
+        Err(err) => Sandbox::unconfined(unavailable(&err)),
+        Ok(abi) => {
+            let ruleset = Ruleset::for_abi(abi);
+            match sys::landlock_deny_all(ruleset.fs, ruleset.net, ruleset.scoped) {
+                Ok(()) => {
+                    Sandbox { landlock_abi: Some(abi), denies: ruleset.denies(), unconfined: None }
+                }
+                Err(err) => {
+                    Sandbox::unconfined(format!("Landlock v{abi} refused the sandbox: {err}"))
+                }
+            }
+        }
     };
-    let ruleset = Ruleset::for_abi(abi);
-    match sys::landlock_deny_all(ruleset.fs, ruleset.net, ruleset.scoped) {
-        Ok(()) => Sandbox { landlock_abi: Some(abi), denies: ruleset.denies(), unconfined: None },
-        Err(err) => Sandbox::unconfined(format!("Landlock v{abi} refused the sandbox: {err}")),
+    match sys::deny_new_sockets() {
+        Ok(()) => sandbox.denies.push("sockets".to_owned()),
+        Err(err) => tracing::warn!("the worker can still open sockets: {err}"),
     }
+    sandbox
 }
 
 fn unavailable(err: &io::Error) -> String {
@@ -168,10 +184,12 @@ impl Sandbox {
 /// unix sockets beyond the worker)` or `none (kernel without Landlock)`.
 impl fmt::Display for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(abi) = self.landlock_abi else {
-            return write!(f, "none ({})", self.unconfined.as_deref().unwrap_or("not confined"));
-        };
         let denies = |what: &str| self.denies.iter().any(|d| d == what);
+        let sockets = if denies("sockets") { "; no sockets" } else { "" };
+        let Some(abi) = self.landlock_abi else {
+            let why = self.unconfined.as_deref().unwrap_or("not confined");
+            return write!(f, "none ({why}){sockets}");
+        };
         let mut parts = Vec::new();
         if denies("file_writes") {
             parts.push("no file writes");
@@ -184,6 +202,9 @@ impl fmt::Display for Sandbox {
             (true, false) => parts.push("no signals beyond the worker"),
             (false, true) => parts.push("no abstract unix sockets beyond the worker"),
             (false, false) => {}
+        }
+        if denies("sockets") {
+            parts.push("no sockets");
         }
         write!(f, "landlock v{abi} ({})", parts.join(", "))
     }
@@ -226,6 +247,12 @@ mod tests {
             ["file_writes", "tcp_bind", "tcp_connect", "abstract_unix_sockets", "signals"]
         );
         assert_eq!(confined(4).to_string(), "landlock v4 (no file writes, no TCP)");
+        let mut filtered = confined(4);
+        filtered.denies.push("sockets".to_owned());
+        assert_eq!(filtered.to_string(), "landlock v4 (no file writes, no TCP, no sockets)");
+        let mut bare = Sandbox::unconfined("kernel without Landlock".to_owned());
+        bare.denies.push("sockets".to_owned());
+        assert_eq!(bare.to_string(), "none (kernel without Landlock); no sockets");
         assert_eq!(confined(3).to_string(), "landlock v3 (no file writes)");
         let none = Sandbox::unconfined(unavailable(&io::Error::from_raw_os_error(libc::ENOSYS)));
         assert_eq!(none.to_string(), "none (kernel without Landlock)");

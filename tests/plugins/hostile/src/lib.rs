@@ -20,7 +20,8 @@ pub struct HostileRun {
             feature = "queries",
             feature = "snapshot_reader",
             feature = "writes_own_dir",
-            feature = "reads_secret_env"
+            feature = "reads_secret_env",
+            feature = "opens_sockets"
         )),
         allow(dead_code)
     )]
@@ -116,6 +117,10 @@ impl Run for HostileRun {
         #[cfg(feature = "reads_secret_env")]
         if phase == "discover" {
             reads_secret_env::report(&self.ctx, &mut outcome);
+        }
+        #[cfg(feature = "opens_sockets")]
+        if phase == "discover" {
+            open_sockets(&self.ctx, &mut outcome);
         }
         if phase == "record" {
             static RECORDS: AtomicUsize = AtomicUsize::new(0);
@@ -226,7 +231,7 @@ fn allocate_unbounded() -> PluginError {
 /// An info finding, also sent as a log line (what a plugin would use to get
 /// something out of its sandbox: both end up in the run folder or on the
 /// host's stderr).
-#[cfg(any(feature = "writes_own_dir", feature = "reads_secret_env"))]
+#[cfg(any(feature = "writes_own_dir", feature = "reads_secret_env", feature = "opens_sockets"))]
 fn tell(ctx: &Context, outcome: &mut PhaseOutcome, code: &str, subject: &str, message: &str) {
     ctx.info(&format!("{code} {subject}: {message}"));
     outcome.findings.push(sidecar_abi::Finding {
@@ -235,6 +240,26 @@ fn tell(ctx: &Context, outcome: &mut PhaseOutcome, code: &str, subject: &str, me
         subject: subject.into(),
         message: message.into(),
     });
+}
+
+/// The `opens_sockets` fixture: the ways out Landlock does not close, tried
+/// on every batch and reported as findings (`done` or the error): UDP, a
+/// local PostgreSQL's unix socket by path, TCP to it.
+#[cfg(feature = "opens_sockets")]
+fn open_sockets(ctx: &Context, outcome: &mut PhaseOutcome) {
+    use std::net::{TcpStream, UdpSocket};
+    use std::os::unix::net::UnixStream;
+    let result = |r: std::io::Result<()>| match r {
+        Ok(()) => "done".to_owned(),
+        Err(err) => err.to_string(),
+    };
+    let udp = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.send_to(b"x", "127.0.0.1:9").map(drop));
+    tell(ctx, outcome, "socket", "udp 127.0.0.1:9", &result(udp));
+    for path in ["/var/run/postgresql/.s.PGSQL.5432", "/tmp/.s.PGSQL.5432"] {
+        tell(ctx, outcome, "socket", path, &result(UnixStream::connect(path).map(drop)));
+    }
+    let tcp = TcpStream::connect("127.0.0.1:5432").map(drop);
+    tell(ctx, outcome, "socket", "tcp 127.0.0.1:5432", &result(tcp));
 }
 
 /// The `writes_own_dir` fixture: a plugin that tries to change the
