@@ -335,3 +335,40 @@ fn hostile_plugins_are_each_contained_and_reported_by_name() {
         assert_eq!(status, expected, "well_behaved {name}: {detail}");
     }
 }
+
+#[test]
+fn a_directory_off_its_pin_or_its_manifest_runs_nothing() {
+    let scratch = Scratch::new();
+    let resealed = scratch.reference("iu-cutter-v0.6");
+    scratch.sidecar(&["lock", path_str(&resealed)]).expect(0, "pinned");
+    // Re-sealed after an edit: it verifies against itself, not its pin.
+    fs::write(resealed.join("README.md"), "edited\n").expect("edit");
+    scratch.seal(&resealed);
+    let tampered = scratch.reference("iu-cutter-v0.6-o8a");
+    fs::write(tampered.join("README.md"), "edited\n").expect("edit");
+
+    let out = compat(&scratch, &[&resealed, &tampered], &["--json"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    let report = report(&out);
+    assert_eq!(check(&report, 0, "manifest_verifies").0, "pass");
+    let (status, detail) = check(&report, 0, "pin_matches");
+    assert_eq!(status, "fail");
+    assert!(detail.contains("sidecar.lock"), "{detail}");
+    assert_eq!(
+        check(&report, 0, "library_loads"),
+        ("skip", "not run: the directory does not match its pin")
+    );
+    assert_eq!(check(&report, 0, "directory_unchanged").0, "pass");
+
+    let (status, detail) = check(&report, 1, "manifest_verifies");
+    assert_eq!(status, "fail");
+    assert!(detail.starts_with("README.md: "), "{detail}");
+    assert_eq!(
+        check(&report, 1, "phases_dry_run"),
+        ("skip", "not run: the directory does not verify")
+    );
+    assert_eq!(check(&report, 1, "directory_unchanged").0, "skip");
+    for index in 0..2 {
+        assert_eq!(report["plugins"][index]["dry_runs"], Value::Null, "nothing ran");
+    }
+}
