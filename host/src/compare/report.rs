@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::plans::{DifferenceKind, DocumentOps, OpDifference};
 use super::{Comparison, PhaseSide, DIFF_FILE};
 use crate::integrity::tree::write_atomically;
+use crate::run::report::escape_markup as esc;
 
 /// How many differing documents the reports show operation by operation.
 pub const DETAILED_DOCUMENTS: usize = 100;
@@ -560,22 +561,6 @@ fn image_cell(image: Option<&Value>, changed: &[String]) -> String {
         );
     }
     cell
-}
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A Markdown table cell: no pipes or line breaks.

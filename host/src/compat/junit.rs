@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{CompatReport, PluginChecks, Status};
+use crate::run::report::escape_markup as escape;
 
 /// Renders `report` as a JUnit XML document.
 pub fn render(report: &CompatReport) -> String {
@@ -93,39 +94,9 @@ fn seconds(millis: u64) -> String {
     format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
-/// Escapes text for an attribute or element. Characters XML 1.0 cannot
-/// carry at all (most control characters) become U+FFFD: a plugin's message
-/// must never make the file unreadable.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => {
-                let _ = write!(out, "&#{};", c as u32);
-            }
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plugin_text_cannot_break_the_document() {
-        assert_eq!(
-            escape("a<b>&\"c\"'\u{1}\u{7}\n"),
-            "a&lt;b&gt;&amp;&quot;c&quot;&apos;\u{FFFD}\u{FFFD}&#10;"
-        );
-    }
 
     #[test]
     fn times_are_seconds_with_milliseconds() {

@@ -274,6 +274,30 @@ pub fn write_summary(run_dir: &Path, summary: &Summary) -> io::Result<()> {
     write_json(&run_dir.join("summary.json"), summary)
 }
 
+/// Escapes text a plugin controls for HTML or XML, in an element or an
+/// attribute: the five markup characters, and line breaks and tabs as
+/// character references (an XML attribute would fold them into spaces).
+/// Characters XML 1.0 cannot carry at all (the other control characters)
+/// become U+FFFD: a plugin's message must never make a report unreadable.
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Writes `value` as pretty JSON with a final newline, atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
@@ -498,5 +522,18 @@ fn opt_bool(value: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "no",
         None => "not checked",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_cannot_break_a_report() {
+        assert_eq!(
+            escape_markup("a<b>&\"c\"'\u{1}\u{7}\n\t"),
+            "a&lt;b&gt;&amp;&quot;c&quot;&#39;\u{FFFD}\u{FFFD}&#10;&#9;"
+        );
     }
 }
