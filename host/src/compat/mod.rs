@@ -423,26 +423,16 @@ fn check_worker(suite: &mut Suite, dir: &Path, options: &CompatOptions<'_>) -> O
         Some(Err(err)) => suite.fail("live_refused", err.to_string()),
         None => suite.fail("live_refused", "no worker could be started"),
     }
-    let mut worker = worker.and_then(|w| usable(w, dir, options));
-
-    let started = worker.as_mut().map(|w| w.start_run(WireMode::DryRun));
-    match started {
-        Some(Ok(())) => {}
-        Some(Err(err)) => {
-            let why = format!("not checked: a dry run could not start: {err}");
-            suite.skip_range("unknown_phase_refused", Some("phases_dry_run"), &why);
-            return Some(loaded);
-        }
-        None => {
-            suite.skip_range(
-                "unknown_phase_refused",
-                Some("phases_dry_run"),
-                "not checked: no worker could be started",
-            );
-            return Some(loaded);
-        }
+    let Some(mut worker) = worker.and_then(|w| usable(w, dir, options)) else {
+        let why = "not checked: no worker could be started";
+        suite.skip_range("unknown_phase_refused", Some("phases_dry_run"), why);
+        return Some(loaded);
+    };
+    if let Err(err) = worker.start_run(WireMode::DryRun) {
+        let why = format!("not checked: a dry run could not start: {err}");
+        suite.skip_range("unknown_phase_refused", Some("phases_dry_run"), &why);
+        return Some(loaded);
     }
-    let mut worker = worker.expect("started above");
 
     match call_phase(&mut worker, UNKNOWN_PHASE) {
         Err(WorkerError::Plugin { kind: Some(kind), message, .. }) if kind == "UnknownPhase" => {
@@ -621,12 +611,8 @@ fn well_formed(info: &PluginInfo) -> Result<String, String> {
             problems.push(format!("phase `{name}` is declared {times} times"));
         }
     }
-    let known: Vec<&str> = info
-        .phases
-        .iter()
-        .filter_map(|p| PIPELINE.iter().position(|k| *k == p.name))
-        .map(|i| PIPELINE[i])
-        .collect();
+    let known: Vec<&str> =
+        info.phases.iter().map(|p| p.name.as_str()).filter(|n| PIPELINE.contains(n)).collect();
     if known.windows(2).any(|w| rank(w[0]) >= rank(w[1])) {
         problems.push(format!(
             "phases out of the pipeline's order: {} (the order is {})",
